@@ -1,0 +1,3 @@
+from ncpaste.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,115 @@
+"""Configuration: one frozen dataclass, built once from flags and environment.
+
+Every limit has a unit in its name and a comment saying why its default is
+what it is. Tests derive variants with ``dataclasses.replace``.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ncpaste.core import keys, units
+
+
+@dataclass(frozen=True)
+class Address:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> Address:
+        """``HOST:PORT``, ``[v6]:PORT`` or ``:PORT`` (all interfaces)."""
+        host, sep, port_text = text.rpartition(":")
+        if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+            raise ValueError(f"bad address {text!r}: use HOST:PORT, e.g. 0.0.0.0:9999")
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+        return cls(host or "0.0.0.0", int(port_text))
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+def _default_url(http: Address) -> str:
+    """What clients are told when --url is not given: this machine's name for a
+    wildcard bind (reachable from elsewhere), else the bound host."""
+    host = http.host
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname() or "localhost"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{http.port}"
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path = Path("./data")
+    tcp: Address = field(default_factory=lambda: Address("0.0.0.0", 9999))
+    http: Address = field(default_factory=lambda: Address("0.0.0.0", 8080))
+    #: Prefix of every URL handed out; None means derived from ``http``.
+    url: str | None = None
+    # 10 MiB holds the longest CI logs we have seen while keeping one upload's
+    # memory modest; operators raise it with --max-size.
+    max_paste_bytes: int = 10 * 1024 * 1024
+    default_expire_s: int = 7 * 86400
+    max_expire_s: int = 90 * 86400
+    # Gap since the last byte after which a netcat paste that never
+    # half-closes (plain `nc`, bash /dev/tcp) is taken as finished. 3 s keeps
+    # plain `nc` inside the 5 s users tolerate (fiche waits 5 s and gets
+    # complaints) while riding out the short pauses of a build log; `nc -N`
+    # gets its URL at once whatever this is.
+    idle_timeout_s: float = 3.0
+    # Before the first byte a command may still be starting (`make 2>&1 | nc`).
+    first_byte_timeout_s: float = 30.0
+    # Whole-upload cap on the netcat port: a trickling client cannot hold a
+    # connection forever by sending one byte per idle period.
+    max_upload_s: float = 600.0
+    # After an error reply, keep reading and discarding this long (and at most
+    # drain_max_bytes) so the client sees the error line instead of a reset.
+    drain_timeout_s: float = 5.0
+    drain_max_bytes: int = 64 * 1024 * 1024
+    key_length: int = keys.DEFAULT_KEY_LENGTH
+    # HTTP: time to receive a request's headers, the gap allowed between body
+    # chunks, and how long an idle keep-alive connection is kept.
+    http_header_timeout_s: float = 10.0
+    http_body_idle_timeout_s: float = 10.0
+    http_keepalive_timeout_s: float = 30.0
+    # A response to a client that stops reading: each 256 KiB piece must go
+    # out within this long, so a stalled reader cannot pin a connection.
+    http_send_timeout_s: float = 30.0
+    # Request line + headers: 16 KiB fits any real client (nginx uses 8 KiB
+    # buffers) and bounds what a slowloris can make us hold.
+    http_max_header_bytes: int = 16 * 1024
+    # Concurrent connections per listener; beyond this, new connections wait
+    # in the kernel backlog instead of costing memory here.
+    max_connections: int = 4096
+    # On SIGTERM, in-flight uploads get this long to finish.
+    shutdown_grace_s: float = 5.0
+    sweep_interval_s: float = 60.0
+    # Pre-generated keys: enough for a burst of a few seconds of pastes.
+    pool_target: int = 10_000
+    pool_refill_interval_s: float = 5.0
+
+    @property
+    def base_url(self) -> str:
+        return (self.url or _default_url(self.http)).rstrip("/")
+
+
+def check(config: Config) -> Config:
+    """Cross-field checks; raises ValueError with a message naming the flag."""
+    if not keys.MIN_KEY_LENGTH <= config.key_length <= keys.MAX_KEY_LENGTH:
+        raise ValueError(
+            f"--key-length must be {keys.MIN_KEY_LENGTH}..{keys.MAX_KEY_LENGTH} "
+            f"(at least 60 bits of entropy)"
+        )
+    if config.default_expire_s > config.max_expire_s:
+        raise ValueError(
+            f"--default-expire ({units.format_duration(config.default_expire_s)}) is longer than "
+            f"--max-expire ({units.format_duration(config.max_expire_s)})"
+        )
+    if config.url is not None and not config.url.startswith(("http://", "https://")):
+        raise ValueError(f"--url must start with http:// or https://, got {config.url!r}")
+    return config

@@ -1,0 +1,108 @@
+"""The one exception tree every layer raises to the edges.
+
+Each error carries what an edge needs to answer a client: an HTTP status and a
+one-line message that is safe to show (it never contains paste bytes or
+secrets). The netcat edge prints ``error: <message>``; the HTTP edge sends the
+status with the message as a text body.
+"""
+
+from __future__ import annotations
+
+
+class PasteError(Exception):
+    """Base of every error a client may be told about."""
+
+    http_status = 500
+    #: Short machine-readable reason, used in logs (never the message itself).
+    reason = "internal"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(PasteError):
+    http_status = 400
+    reason = "bad_request"
+
+
+class BadOption(BadRequest):
+    reason = "bad_option"
+
+
+class EmptyPaste(BadRequest):
+    reason = "empty"
+
+
+class InvalidAlias(BadRequest):
+    reason = "alias_invalid"
+
+
+class Forbidden(PasteError):
+    http_status = 403
+    reason = "forbidden"
+
+
+class NotFound(PasteError):
+    http_status = 404
+    reason = "not_found"
+
+
+class MethodNotAllowed(PasteError):
+    http_status = 405
+    reason = "method_not_allowed"
+
+    def __init__(self, message: str, allow: str) -> None:
+        super().__init__(message)
+        self.allow = allow
+
+
+class AliasTaken(PasteError):
+    http_status = 409
+    reason = "alias_taken"
+
+
+class TooLarge(PasteError):
+    http_status = 413
+    reason = "too_large"
+
+
+class NotText(PasteError):
+    http_status = 415
+    reason = "not_text"
+
+
+class RangeNotSatisfiable(PasteError):
+    http_status = 416
+    reason = "range"
+
+    def __init__(self, message: str, size: int) -> None:
+        super().__init__(message)
+        self.size = size
+
+
+class HeadersTooLarge(PasteError):
+    http_status = 431
+    reason = "headers_too_large"
+
+
+class StorageFull(PasteError):
+    http_status = 507
+    reason = "storage_full"
+
+
+class StorageUnavailable(PasteError):
+    http_status = 503
+    reason = "storage_unavailable"
+
+
+class CorruptPaste(PasteError):
+    """A stored record fails its checksum: never serve wrong bytes."""
+
+    http_status = 500
+    reason = "corrupt"
+
+
+class Timeout(PasteError):
+    http_status = 408
+    reason = "timeout"

@@ -1,0 +1,213 @@
+"""HTTP decisions without I/O: routing, conditional and range reads, headers.
+
+The shell parses bytes with h11, asks this module what to answer, and writes
+the answer. Nothing here touches a socket or the store.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from urllib.parse import unquote
+
+from ncpaste.core import keys
+from ncpaste.core.errors import BadRequest, MethodNotAllowed, NotFound, PasteError, RangeNotSatisfiable
+from ncpaste.core.paste import PasteMeta
+
+TEXT_PLAIN = b"text/plain; charset=utf-8"
+# Headers on every paste response: the bytes are text, never sniffed as HTML.
+SAFETY_HEADERS = [(b"x-content-type-options", b"nosniff")]
+# A Range header longer than this is not a single byte range we would honour.
+MAX_RANGE_HEADER = 100
+_RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)")
+
+ROBOTS_TXT = b"User-agent: *\nDisallow: /\n"
+
+
+@dataclass(frozen=True)
+class Route:
+    kind: str  # usage | healthz | robots | read | create | put | delete
+    key: str | None = None
+    query: str = ""
+
+
+@dataclass
+class Response:
+    status: int
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """How to answer a read: status, headers, and which bytes (if any)."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    #: Slice of the body to send, or None for no body (HEAD, 304).
+    span: tuple[int, int] | None
+
+
+_STATIC_ROUTES = {"": "usage", "healthz": "healthz", "robots.txt": "robots"}
+_READ_METHODS = "GET, HEAD"
+
+
+def route(method: str, target: str) -> Route:
+    """Map a request line to what it asks for. Raises NotFound / MethodNotAllowed / BadRequest."""
+    path, _, query = target.partition("?")
+    if not path.startswith("/"):
+        raise BadRequest("bad request target")
+    name = unquote(path[1:], errors="strict") if "%" in path else path[1:]
+    static = _STATIC_ROUTES.get(name)
+    if static is not None:
+        if static == "usage" and method == "POST":
+            return Route("create", query=query)
+        allowed = "GET, HEAD, POST" if static == "usage" else _READ_METHODS
+        if method not in ("GET", "HEAD"):
+            raise MethodNotAllowed(f"method {method} not allowed here", allowed)
+        return Route(static, query=query)
+    if not keys.is_plausible_name(name):
+        raise NotFound("no such paste")
+    if method in ("GET", "HEAD"):
+        return Route("read", name, query)
+    if method == "PUT":
+        return Route("put", name, query)
+    if method == "DELETE":
+        return Route("delete", name, query)
+    raise MethodNotAllowed(f"method {method} not allowed here", "GET, HEAD, PUT, DELETE")
+
+
+def http_date(ms: int) -> bytes:
+    return formatdate(ms / 1000, usegmt=True).encode()
+
+
+def parse_range(value: str, size: int) -> tuple[int, int] | None:
+    """One byte range (RFC 9110 14.1.2) -> (start, end_exclusive).
+
+    Returns None when the header should be ignored (multiple ranges or a form
+    we do not serve; the full body is then sent with 200, as the RFC allows).
+    Raises RangeNotSatisfiable for a range that selects nothing.
+    """
+    if len(value) > MAX_RANGE_HEADER:
+        return None
+    match = _RANGE_RE.fullmatch(value.strip())
+    if not match:
+        return None
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if not first:  # suffix: the last N bytes (the tail of a log)
+        length = int(last)
+        if length == 0 or size == 0:
+            raise RangeNotSatisfiable("range not satisfiable", size)
+        return max(size - length, 0), size
+    start = int(first)
+    end = int(last) + 1 if last else size
+    if last and end <= start:
+        return None  # last < first: syntactically invalid, ignore (RFC 9110)
+    if start >= size:
+        raise RangeNotSatisfiable("range not satisfiable", size)
+    return start, min(end, size)
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    if header.strip() == "*":
+        return True
+    for candidate in header.split(","):
+        candidate = candidate.strip()
+        if candidate.startswith("W/"):
+            candidate = candidate[2:]
+        if candidate == etag:
+            return True
+    return False
+
+
+def plan_read(
+    method: str, meta: PasteMeta, now_ms: int, *, if_none_match: str | None, range_header: str | None
+) -> ReadPlan:
+    """Decide the answer to GET/HEAD of a live paste."""
+    etag = meta.etag()
+    if meta.burn:
+        cache = b"no-store"
+    else:
+        cache = b"public, max-age=%d" % max((meta.expires_ms - now_ms) // 1000, 0)
+    headers = [
+        (b"content-type", TEXT_PLAIN),
+        (b"etag", etag.encode()),
+        (b"last-modified", http_date(meta.created_ms)),
+        (b"cache-control", cache),
+        (b"accept-ranges", b"bytes"),
+        (b"x-expires", http_date(meta.expires_ms)),
+        *SAFETY_HEADERS,
+    ]
+    if if_none_match is not None and not meta.burn and _etag_matches(if_none_match, etag):
+        return ReadPlan(304, headers, None)
+    size = meta.size
+    span = (0, size)
+    status = 200
+    if range_header is not None and not meta.burn:
+        chosen = parse_range(range_header, size)
+        if chosen is not None:
+            span = chosen
+            status = 206
+            headers.append((b"content-range", b"bytes %d-%d/%d" % (span[0], span[1] - 1, size)))
+    headers.append((b"content-length", b"%d" % (span[1] - span[0])))
+    return ReadPlan(status, headers, None if method == "HEAD" else span)
+
+
+def text_response(status: int, text: str, extra: list[tuple[bytes, bytes]] | None = None) -> Response:
+    body = text.encode()
+    headers = [
+        (b"content-type", TEXT_PLAIN),
+        (b"content-length", b"%d" % len(body)),
+        *SAFETY_HEADERS,
+        *(extra or []),
+    ]
+    return Response(status, headers, body)
+
+
+def error_response(error: PasteError) -> Response:
+    """The one place a PasteError becomes an HTTP answer."""
+    extra: list[tuple[bytes, bytes]] = []
+    if isinstance(error, MethodNotAllowed):
+        extra.append((b"allow", error.allow.encode()))
+    if isinstance(error, RangeNotSatisfiable):
+        extra.append((b"content-range", b"bytes */%d" % error.size))
+    message = error.message if error.http_status != 500 or error.reason != "internal" else "internal error"
+    return text_response(error.http_status, f"error: {message}\n", extra)
+
+
+def usage_text(base_url: str, tcp_host: str, tcp_port: int, *, max_size: str, default_expire: str, max_expire: str) -> str:
+    return f"""ncpaste: pipe text in, get a URL out.
+
+  $ make test 2>&1 | nc {tcp_host} {tcp_port}
+  {base_url}/k7Qm2xTfL9aR
+
+  $ curl {base_url}/k7Qm2xTfL9aR          # the exact bytes back
+
+NETCAT
+  cat build.log | nc -N {tcp_host} {tcp_port}     # -N: URL at once on end of input
+  cat build.log | nc {tcp_host} {tcp_port}        # plain nc: URL after a short idle gap
+  (echo '#!ncpaste expire=1h alias=build-42'; make 2>&1) | nc -N {tcp_host} {tcp_port}
+
+  Options go on an optional first line starting with '#!ncpaste':
+    expire=DURATION   30s 10m 1h 2d 1w (default {default_expire}, at most {max_expire})
+    alias=NAME        custom name: A-Z a-z 0-9 . _ - (3-64 characters)
+    burn=1            delete after the first full read
+    token=1           also print a delete token on a second line
+
+HTTP
+  curl --data-binary @build.log {base_url}/
+  curl -F f=@build.log {base_url}/
+  make 2>&1 | curl -F 'f=<-' {base_url}/
+  curl -T build.log {base_url}/build-42                  # PUT: create alias
+  curl --data-binary @build.log '{base_url}/?expire=1h&burn=1'
+  curl -H 'Range: bytes=-2000' {base_url}/KEY            # the last 2000 bytes
+  curl -X DELETE -H 'X-Delete-Token: TOKEN' {base_url}/KEY
+
+  A create answers 201 with the URL; headers X-Delete-Token and X-Expires.
+
+LIMITS
+  Text only (UTF-8, no NUL bytes), at most {max_size} a paste.
+"""

@@ -1,0 +1,115 @@
+"""Building a paste from a byte stream, chunk by chunk, without I/O.
+
+The same builder serves the netcat port (with an optional ``#!ncpaste`` line)
+and HTTP bodies. It rejects a paste the moment it goes wrong (too large, a NUL
+byte, invalid UTF-8), so the shell can answer early and stop buffering.
+"""
+
+from __future__ import annotations
+
+import codecs
+
+from ncpaste.core import units
+from ncpaste.core.errors import BadOption, EmptyPaste, NotText, TooLarge
+from ncpaste.core.options import MAX_PREAMBLE_BYTES, PREAMBLE_MAGIC, PasteOptions, parse_preamble
+
+
+class PasteBuilder:
+    """Accumulates and validates one paste body.
+
+    Memory is what was received so far (a growing bytearray), never a buffer of
+    the maximum size up front.
+    """
+
+    def __init__(self, max_bytes: int, *, accept_preamble: bool = False) -> None:
+        self.max_bytes = max_bytes
+        self.options = PasteOptions()
+        self.body = bytearray()
+        self._in_preamble = accept_preamble
+        self._preamble = bytearray()
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+
+    @property
+    def size(self) -> int:
+        return len(self.body)
+
+    def feed(self, chunk: bytes | bytearray | memoryview) -> None:
+        """Add received bytes. Raises TooLarge, NotText or BadOption."""
+        if not chunk:
+            return
+        if isinstance(chunk, memoryview):
+            chunk = chunk.tobytes()
+        if self._in_preamble:
+            chunk = self._feed_preamble(chunk)
+            if not chunk:
+                return
+        self._feed_body(chunk)
+
+    def finish(self) -> tuple[PasteOptions, bytearray]:
+        """The sender is done: return the options and the validated body."""
+        if self._in_preamble:
+            pending = bytes(self._preamble)
+            self._in_preamble = False
+            self._preamble.clear()
+            if pending.startswith(PREAMBLE_MAGIC):
+                self.options = parse_preamble(pending.rstrip(b"\r"))
+            else:
+                self._feed_body(pending)
+        try:
+            self._decoder.decode(b"", final=True)
+        except UnicodeDecodeError as exc:
+            raise self._not_text("invalid UTF-8 (truncated character)", len(self.body) - (exc.end - exc.start)) from None
+        if not self.body:
+            raise EmptyPaste("empty paste: nothing was received")
+        return self.options, self.body
+
+    def _feed_preamble(self, chunk: bytes | bytearray) -> bytes:
+        """Buffer the first line while it may still be a preamble; return body bytes."""
+        self._preamble += chunk
+        head = bytes(self._preamble[: len(PREAMBLE_MAGIC)])
+        if not PREAMBLE_MAGIC.startswith(head):
+            # Not a preamble after all: everything buffered is body.
+            return self._leave_preamble(None)
+        newline = self._preamble.find(b"\n")
+        if newline < 0:
+            if len(self._preamble) > MAX_PREAMBLE_BYTES:
+                raise BadOption(
+                    f"options line longer than {MAX_PREAMBLE_BYTES} bytes: "
+                    "end it with a newline, e.g. '#!ncpaste expire=1h'"
+                )
+            return b""
+        if newline > MAX_PREAMBLE_BYTES:
+            raise BadOption(f"options line longer than {MAX_PREAMBLE_BYTES} bytes")
+        line = bytes(self._preamble[:newline]).rstrip(b"\r")
+        if not line.startswith(PREAMBLE_MAGIC):
+            return self._leave_preamble(None)
+        self.options = parse_preamble(line)
+        return self._leave_preamble(newline + 1)
+
+    def _leave_preamble(self, body_start: int | None) -> bytes:
+        rest = bytes(self._preamble[body_start or 0 :])
+        self._in_preamble = False
+        self._preamble = bytearray()
+        return rest
+
+    def _feed_body(self, chunk: bytes | bytearray) -> None:
+        start = len(self.body)
+        if start + len(chunk) > self.max_bytes:
+            raise TooLarge(f"paste too large: the limit is {units.format_size(self.max_bytes)}")
+        nul = chunk.find(b"\0")
+        self.body += chunk
+        if nul >= 0:
+            raise self._not_text("NUL byte", start + nul)
+        try:
+            self._decoder.decode(chunk)
+        except UnicodeDecodeError as exc:
+            # exc.start counts from the bytes the decoder held back from the
+            # previous chunk (at most 3) followed by this chunk.
+            held_back = len(exc.object) - len(chunk)
+            raise self._not_text("invalid UTF-8", start - held_back + exc.start) from None
+
+    def _not_text(self, what: str, offset: int) -> NotText:
+        line = self.body.count(b"\n", 0, offset) + 1
+        return NotText(
+            f"not text: {what} at byte {offset} (line {line}); ncpaste stores UTF-8 text only"
+        )

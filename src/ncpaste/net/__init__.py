@@ -1,0 +1,1 @@
+"""The trio shell: sockets, timeouts, tasks. All protocol decisions live in core."""

@@ -1,0 +1,306 @@
+"""The HTTP port: an h11 connection loop that asks ``core.http`` what to answer."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+import h11
+import trio
+
+from ncpaste.core import keys
+from ncpaste.core.errors import (
+    BadOption,
+    BadRequest,
+    HeadersTooLarge,
+    InvalidAlias,
+    NotFound,
+    PasteError,
+    Timeout,
+    TooLarge,
+)
+from ncpaste.core import units
+from ncpaste.core.http import (
+    ROBOTS_TXT,
+    TEXT_PLAIN,
+    Route,
+    error_response,
+    http_date,
+    plan_read,
+    route,
+    text_response,
+    usage_text,
+)
+from ncpaste.core.ingest import PasteBuilder
+from ncpaste.core.options import options_from_pairs, query_pairs
+from ncpaste.net.multipart import MAX_FORM_OVERHEAD_BYTES, FormPaste, boundary_of
+from ncpaste.net.pastes import PasteService
+from ncpaste.net.streams import RECEIVE_BYTES, close_quietly, drain
+
+log = logging.getLogger(__name__)
+
+# Responses go out in pieces of this size so a slow reader is timed per piece.
+SEND_PIECE_BYTES = 256 * 1024
+# A body sent with a request that takes none (GET, DELETE) is read and thrown
+# away up to this much to keep the connection; beyond it we close instead.
+MAX_DISCARD_BYTES = 64 * 1024
+_REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
+
+
+class _Close(Exception):
+    """The connection cannot go on (peer gone, timed out, or framing lost)."""
+
+
+class HttpConnection:
+    def __init__(self, stream: trio.abc.Stream, service: PasteService) -> None:
+        self.stream = stream
+        self.service = service
+        self.config = service.config
+        self.conn = h11.Connection(
+            h11.SERVER, max_incomplete_event_size=self.config.http_max_header_bytes
+        )
+
+    # -- the connection loop ---------------------------------------------------
+
+    async def serve(self) -> None:
+        try:
+            first = True
+            while True:
+                wait = self.config.http_header_timeout_s if first else self.config.http_keepalive_timeout_s
+                event = None
+                with trio.move_on_after(wait):
+                    event = await self._next_event()
+                if event is None or isinstance(event, h11.ConnectionClosed):
+                    return  # peer closed, or header / keep-alive timeout: close quietly
+                await self._answer(event)
+                if self.conn.our_state is not h11.DONE or not await self._finish_request():
+                    return
+                self.conn.start_next_cycle()
+                first = False
+        except h11.RemoteProtocolError as exc:
+            error: PasteError
+            if exc.error_status_hint == 431:
+                error = HeadersTooLarge("request headers too large")
+            else:
+                error = BadRequest("malformed HTTP request")
+            await self._try_send_error(error)
+        except (_Close, trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            await close_quietly(self.stream)
+
+    async def _finish_request(self) -> bool:
+        """Consume the rest of a request we answered without its body (the
+        end-of-message of a GET, a body sent with DELETE), so the connection
+        can serve the next request."""
+        discarded = 0
+        with trio.move_on_after(self.config.http_body_idle_timeout_s):
+            while self.conn.their_state is h11.SEND_BODY:
+                event = await self._next_event()
+                if isinstance(event, h11.Data):
+                    discarded += len(event.data)
+                    if discarded > MAX_DISCARD_BYTES:
+                        return False
+                elif isinstance(event, h11.ConnectionClosed):
+                    return False
+        return self.conn.their_state is h11.DONE
+
+    async def _next_event(self):  # type: ignore[no-untyped-def]
+        while True:
+            event = self.conn.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            data = await self.stream.receive_some(RECEIVE_BYTES)
+            self.conn.receive_data(data)
+
+    async def _answer(self, request: h11.Request) -> None:
+        method = request.method.decode("ascii", "replace")
+        target = request.target.decode("ascii", "replace")
+        headers = {name: value for name, value in request.headers}
+        try:
+            where = route(method, target)
+            await self._dispatch(method, where, headers)
+        except PasteError as error:
+            await self._try_send_error(error)
+        except (_Close, trio.BrokenResourceError, trio.ClosedResourceError):
+            raise
+        except Exception:
+            log.exception("internal error answering %s", method)
+            await self._try_send_error(PasteError("internal error"))
+
+    async def _dispatch(self, method: str, where: Route, headers: dict[bytes, bytes]) -> None:
+        service = self.service
+        if where.kind == "usage":
+            config = self.config
+            text = usage_text(
+                service.base_url,
+                _public_host(service.base_url),
+                config.tcp.port,
+                max_size=units.format_size(config.max_paste_bytes),
+                default_expire=units.format_duration(config.default_expire_s),
+                max_expire=units.format_duration(config.max_expire_s),
+            )
+            await self._send_text(method, 200, text)
+        elif where.kind == "healthz":
+            await service.store.ping()
+            await self._send_text(method, 200, "ok\n")
+        elif where.kind == "robots":
+            await self._send_text(method, 200, ROBOTS_TXT.decode())
+        elif where.kind == "read":
+            await self._read(method, where.key or "", headers)
+        elif where.kind in ("create", "put"):
+            await self._create(where, headers)
+        elif where.kind == "delete":
+            token = headers.get(b"x-delete-token")
+            if not token:
+                raise BadRequest("send the delete token in the X-Delete-Token header")
+            await service.store.delete(where.key or "", token.decode("latin-1"))
+            await self._send(204, [], b"")
+
+    # -- reads ---------------------------------------------------------------
+
+    async def _read(self, method: str, key: str, headers: dict[bytes, bytes]) -> None:
+        store = self.service.store
+        paste = await store.get(key)
+        if paste is not None and paste.meta.burn and method == "GET":
+            paste = await store.take(key)  # of concurrent readers, one wins
+        if paste is None:
+            raise NotFound("no such paste (it may have expired)")
+        inm = headers.get(b"if-none-match")
+        rng = headers.get(b"range")
+        plan = plan_read(
+            method,
+            paste.meta,
+            self.service.clock_ms(),
+            if_none_match=inm.decode("latin-1") if inm is not None else None,
+            range_header=rng.decode("latin-1") if rng is not None else None,
+        )
+        if plan.span is None:
+            await self._send(plan.status, plan.headers, b"")
+            return
+        body = await self.service.body(paste)
+        start, end = plan.span
+        view = memoryview(body)[start:end] if (start, end) != (0, len(body)) else body
+        await self._send(plan.status, plan.headers, view)
+
+    # -- creates -------------------------------------------------------------
+
+    async def _create(self, where: Route, headers: dict[bytes, bytes]) -> None:
+        config = self.config
+        pairs = query_pairs(where.query)
+        if where.kind == "put":
+            alias = where.key or ""
+            try:
+                keys.check_alias(alias)
+            except ValueError as exc:
+                raise InvalidAlias(f"invalid alias {alias!r}: {exc}") from None
+            if any(name == "alias" for name, _ in pairs):
+                raise BadOption("PUT /NAME names the alias already: drop ?alias=")
+            pairs.append(("alias", alias))
+        options_from_pairs(pairs)  # reject bad options before reading the body
+
+        builder = PasteBuilder(config.max_paste_bytes)
+        boundary = boundary_of(headers.get(b"content-type", b""))
+        form = FormPaste(boundary, builder) if boundary is not None else None
+        allowed = config.max_paste_bytes + (MAX_FORM_OVERHEAD_BYTES if form else 0)
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > allowed:
+            raise TooLarge(f"paste too large: the limit is {units.format_size(config.max_paste_bytes)}")
+
+        await self._read_body(form.feed if form else builder.feed)
+        if form is not None:
+            form.finish()
+            pairs += form.option_pairs
+        options = options_from_pairs(pairs)
+        _, body = builder.finish()
+        plan = self.service.plan(options)
+        created, token = await self.service.create(body, plan, via="http")
+        del body, builder, form
+        url = self.service.url(created.key)
+        await self._send(
+            201,
+            [
+                (b"content-type", TEXT_PLAIN),
+                (b"location", url.encode()),
+                (b"x-delete-token", token.encode()),
+                (b"x-expires", http_date(created.expires_ms)),
+            ],
+            (url + "\n").encode(),
+        )
+
+    async def _read_body(self, sink) -> None:  # type: ignore[no-untyped-def]
+        config = self.config
+        if self.conn.they_are_waiting_for_100_continue:
+            await self._send_raw(self.conn.send(h11.InformationalResponse(status_code=100, headers=[])))
+        with trio.move_on_after(config.max_upload_s) as whole:
+            while True:
+                with trio.move_on_after(config.http_body_idle_timeout_s) as gap:
+                    event = await self._next_event()
+                if gap.cancelled_caught:
+                    raise Timeout(f"request body stalled for {config.http_body_idle_timeout_s:g} s")
+                if isinstance(event, h11.Data):
+                    sink(event.data)
+                elif isinstance(event, h11.EndOfMessage):
+                    return
+                else:
+                    raise _Close()
+        assert whole.cancelled_caught
+        raise Timeout(f"upload took longer than {config.max_upload_s:g} s")
+
+    # -- sending -------------------------------------------------------------
+
+    async def _send_text(self, method: str, status: int, text: str) -> None:
+        response = text_response(status, text)
+        await self._send(status, response.headers, b"" if method == "HEAD" else response.body)
+
+    async def _send(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes | memoryview) -> None:
+        if not any(name == b"content-length" for name, _ in headers) and status not in (204, 304):
+            headers = [*headers, (b"content-length", b"%d" % len(body))]
+        head = self.conn.send(h11.Response(status_code=status, headers=headers, reason=_REASONS.get(status, b"")))
+        if len(body) <= SEND_PIECE_BYTES:
+            data = self.conn.send(h11.Data(data=body)) if body else b""
+            await self._send_raw(head + data + self.conn.send(h11.EndOfMessage()))
+            return
+        await self._send_raw(head)
+        view = memoryview(body)
+        for start in range(0, len(view), SEND_PIECE_BYTES):
+            for piece in self.conn.send_with_data_passthrough(h11.Data(data=view[start : start + SEND_PIECE_BYTES])):
+                await self._send_raw(piece)
+        await self._send_raw(self.conn.send(h11.EndOfMessage()))
+
+    async def _send_raw(self, data: bytes | memoryview) -> None:
+        with trio.move_on_after(self.config.http_send_timeout_s):
+            await self.stream.send_all(data)
+            return
+        raise _Close()
+
+    async def _try_send_error(self, error: PasteError) -> None:
+        """Answer with the error if the connection still allows a response."""
+        if self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            raise _Close()
+        response = error_response(error)
+        body_unread = self.conn.their_state not in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED)
+        headers = response.headers
+        if body_unread:
+            headers = [*headers, (b"connection", b"close")]
+        log.info("http request refused: status=%d reason=%s", response.status, error.reason)
+        try:
+            await self._send(response.status, headers, response.body)
+        except h11.LocalProtocolError:
+            raise _Close() from None
+        if body_unread:
+            await drain(self.stream, timeout_s=self.config.drain_timeout_s, max_bytes=self.config.drain_max_bytes)
+            raise _Close()
+
+
+def _public_host(base_url: str) -> str:
+    """The host part of the base URL, for the usage page's nc examples."""
+    rest = base_url.split("://", 1)[-1]
+    host = rest.split("/", 1)[0]
+    if host.startswith("["):
+        return host[1 : host.index("]")]
+    return host.rsplit(":", 1)[0] if ":" in host else host
+
+
+async def handle_http(stream: trio.SocketStream, service: PasteService) -> None:
+    await HttpConnection(stream, service).serve()

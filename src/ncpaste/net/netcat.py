@@ -1,0 +1,73 @@
+"""The netcat port: read until FIN or an idle gap, store, answer ``URL\\n``."""
+
+from __future__ import annotations
+
+import logging
+
+import trio
+
+from ncpaste.core.errors import EmptyPaste, PasteError, Timeout
+from ncpaste.core.ingest import PasteBuilder
+from ncpaste.net.pastes import PasteService
+from ncpaste.net.streams import RECEIVE_BYTES, close_quietly, drain, send_quietly
+
+log = logging.getLogger(__name__)
+
+# Time allowed to hand the reply line to a client that stopped reading.
+REPLY_TIMEOUT_S = 10.0
+
+
+def error_line(error: PasteError) -> bytes:
+    """The one place a PasteError becomes a netcat answer."""
+    message = error.message if error.reason != "internal" else "internal error, try again"
+    return f"error: {message}\n".encode()
+
+
+async def receive_paste(stream: trio.abc.ReceiveStream, builder: PasteBuilder, service: PasteService) -> str:
+    """Feed the builder until the client half-closes or goes quiet.
+
+    Returns how the paste ended: ``"fin"`` or ``"idle"``. The idle timeout is
+    a gap since the last byte (each chunk resets it), not a total budget.
+    """
+    config = service.config
+    with trio.move_on_after(config.max_upload_s) as whole:
+        while True:
+            # Until the first byte of the body (an options line may come
+            # first) the command may still be starting: allow the longer wait.
+            gap = config.idle_timeout_s if builder.size else config.first_byte_timeout_s
+            with trio.move_on_after(gap) as quiet:
+                data = await stream.receive_some(RECEIVE_BYTES)
+            if quiet.cancelled_caught:
+                if not builder.size:
+                    raise EmptyPaste(f"empty paste: nothing arrived within {gap:g} s")
+                return "idle"
+            if not data:
+                return "fin"
+            builder.feed(data)
+    assert whole.cancelled_caught
+    raise Timeout(f"upload took longer than {config.max_upload_s:g} s: send less at a time")
+
+
+async def handle_netcat(stream: trio.SocketStream, service: PasteService) -> None:
+    config = service.config
+    try:
+        builder = PasteBuilder(config.max_paste_bytes, accept_preamble=True)
+        try:
+            ended = await receive_paste(stream, builder, service)
+            options, body = builder.finish()
+            plan = service.plan(options)
+            created, token = await service.create(body, plan, via=f"tcp-{ended}")
+        except PasteError as error:
+            log.info("netcat paste refused: %s", error.reason)
+            if await send_quietly(stream, error_line(error), timeout_s=REPLY_TIMEOUT_S):
+                await drain(stream, timeout_s=config.drain_timeout_s, max_bytes=config.drain_max_bytes)
+            return
+        del body, builder  # the reply does not need the paste in memory
+        reply = service.url(created.key) + "\n"
+        if plan.token:
+            reply += f"token: {token}\n"
+        await send_quietly(stream, reply.encode(), timeout_s=REPLY_TIMEOUT_S)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass  # the client vanished; nothing of theirs was acknowledged
+    finally:
+        await close_quietly(stream)

@@ -1,0 +1,195 @@
+"""Listeners, connection handlers, periodic jobs, and graceful shutdown."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import resource
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import trio
+
+from ncpaste.config import Config
+from ncpaste.net.http import handle_http
+from ncpaste.net.netcat import handle_netcat
+from ncpaste.net.pastes import PasteService
+from ncpaste.store import PasteStore
+from ncpaste.store.embedded import EmbeddedStore
+from ncpaste.store.lmdb_store import LmdbStore
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[trio.SocketStream, PasteService], Awaitable[None]]
+# Errors from accept() that mean "out of resources for now": wait and retry
+# instead of dying (trio's serve_listeners does the same).
+_ACCEPT_CAPACITY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
+_ACCEPT_RETRY_S = 0.1
+
+
+class StartupError(Exception):
+    """The server cannot start (data dir unusable, port in use); one line for the user."""
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class Running:
+    """What a started server exposes to its owner (the CLI, or a test)."""
+
+    tcp_port: int
+    http_port: int
+    service: PasteService
+    _stop: trio.Event = field(default_factory=trio.Event)
+
+    def stop(self) -> None:
+        """Stop accepting, let in-flight work finish within the grace, then return."""
+        self._stop.set()
+
+
+def raise_fd_limit() -> None:
+    """Each connection is a file descriptor; the default soft limit (1024) is
+    far below what max_connections allows, the hard limit usually is not."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
+
+
+def open_lmdb(config: Config) -> LmdbStore:
+    try:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        return LmdbStore(config.data_dir, key_length=config.key_length, pool_target=config.pool_target)
+    except Exception as exc:
+        raise StartupError(f"cannot open data dir {str(config.data_dir)!r}: {exc}") from None
+
+
+async def _listen(address, what: str) -> list[trio.SocketListener]:  # type: ignore[no-untyped-def]
+    try:
+        return await trio.open_tcp_listeners(address.port, host=address.host)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise StartupError(f"cannot listen on {address} ({what}): {reason}") from None
+
+
+async def _accept_loop(
+    listener: trio.SocketListener,
+    handler: Handler,
+    service: PasteService,
+    handlers: trio.Nursery,
+    limiter: trio.CapacityLimiter,
+) -> None:
+    async with listener:
+        while True:
+            token = object()
+            await limiter.acquire_on_behalf_of(token)
+            try:
+                stream = await listener.accept()
+            except OSError as exc:
+                limiter.release_on_behalf_of(token)
+                if exc.errno in _ACCEPT_CAPACITY_ERRNOS:
+                    log.warning("accept: %s; retrying", exc.strerror)
+                    await trio.sleep(_ACCEPT_RETRY_S)
+                    continue
+                raise
+            except BaseException:
+                limiter.release_on_behalf_of(token)
+                raise
+            handlers.start_soon(_run_handler, handler, stream, service, limiter, token)
+
+
+async def _run_handler(
+    handler: Handler,
+    stream: trio.SocketStream,
+    service: PasteService,
+    limiter: trio.CapacityLimiter,
+    token: object,
+) -> None:
+    try:
+        await handler(stream, service)
+    except Exception:
+        # One broken connection must never take the server down with it.
+        log.exception("connection handler failed")
+    finally:
+        limiter.release_on_behalf_of(token)
+
+
+async def _every(interval_s: float, job: Callable[[], Awaitable[int]], what: str) -> None:
+    while True:
+        try:
+            done = await job()
+            if done:
+                log.info("%s: %d", what, done)
+        except Exception:
+            log.exception("%s failed; will retry", what)
+        await trio.sleep(interval_s)
+
+
+async def serve_with_store(
+    config: Config,
+    store: PasteStore,
+    clock_ms: Callable[[], int],
+    *,
+    task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve both ports on ``store`` until ``Running.stop()`` or cancellation."""
+    service = PasteService(config, store, clock_ms)
+    tcp = await _listen(config.tcp, "netcat port")
+    try:
+        http = await _listen(config.http, "HTTP port")
+    except StartupError:
+        for listener in tcp:
+            await listener.aclose()
+        raise
+    running = Running(
+        tcp_port=tcp[0].socket.getsockname()[1],
+        http_port=http[0].socket.getsockname()[1],
+        service=service,
+    )
+    async with trio.open_nursery() as handlers:
+        async with trio.open_nursery() as acceptors:
+            for listener in tcp:
+                acceptors.start_soon(
+                    _accept_loop, listener, handle_netcat, service, handlers,
+                    trio.CapacityLimiter(config.max_connections),
+                )
+            for listener in http:
+                acceptors.start_soon(
+                    _accept_loop, listener, handle_http, service, handlers,
+                    trio.CapacityLimiter(config.max_connections),
+                )
+            log.info("serving netcat on %s, HTTP on %s, URLs %s/", config.tcp, config.http, service.base_url)
+            task_status.started(running)
+            await running._stop.wait()
+            log.info("shutting down: no new connections; %g s grace for in-flight work", config.shutdown_grace_s)
+            acceptors.cancel_scope.cancel()
+        handlers.cancel_scope.deadline = trio.current_time() + config.shutdown_grace_s
+
+
+async def serve(
+    config: Config,
+    *,
+    clock_ms: Callable[[], int] = wall_clock_ms,
+    task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Open the embedded store, run the periodic jobs, and serve both ports."""
+    lmdb_store = await trio.to_thread.run_sync(open_lmdb, config)
+    try:
+        async with trio.open_nursery() as jobs:
+            store = EmbeddedStore(lmdb_store, clock_ms)
+            await jobs.start(store.run)
+            jobs.start_soon(_every, config.pool_refill_interval_s, store.refill_pool, "key pool refilled")
+            jobs.start_soon(_every, config.sweep_interval_s, store.sweep_expired, "expired pastes removed")
+
+            async def serve_then_stop_jobs(*, task_status: trio.TaskStatus[Running]) -> None:
+                await serve_with_store(config, store, clock_ms, task_status=task_status)
+                jobs.cancel_scope.cancel()
+
+            task_status.started(await jobs.start(serve_then_stop_jobs))
+    finally:
+        lmdb_store.close()

@@ -1,0 +1,47 @@
+"""Small helpers every connection handler needs: bounded draining and closing."""
+
+from __future__ import annotations
+
+import trio
+
+# Read size per receive: large enough to keep syscalls few for MiB pastes,
+# small enough that thousands of idle connections cost nothing up front.
+RECEIVE_BYTES = 64 * 1024
+
+
+async def drain(stream: trio.abc.ReceiveStream, *, timeout_s: float, max_bytes: int) -> None:
+    """Read and discard what the peer still sends, for a bounded time and size.
+
+    Closing a socket with unread input makes the kernel answer with a reset,
+    which can destroy our error line before the client reads it. Draining
+    first lets `nc` print the error.
+    """
+    received = 0
+    with trio.move_on_after(timeout_s):
+        while received < max_bytes:
+            try:
+                data = await stream.receive_some(RECEIVE_BYTES)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return
+            if not data:
+                return
+            received += len(data)
+
+
+async def send_quietly(stream: trio.abc.SendStream, data: bytes, *, timeout_s: float) -> bool:
+    """Send, tolerating a vanished or stuck peer. True if it all went out."""
+    with trio.move_on_after(timeout_s):
+        try:
+            await stream.send_all(data)
+            return True
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return False
+    return False
+
+
+async def close_quietly(stream: trio.abc.AsyncResource) -> None:
+    with trio.CancelScope(shield=True), trio.move_on_after(1):
+        try:
+            await stream.aclose()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass

@@ -1,0 +1,88 @@
+"""The storage interface the network shell talks to.
+
+The shell sees only ``PasteStore``: create (key from the pool, or a claimed
+alias), get, take (burn after read), delete, sweep expired, refill the key
+pool, stats. The embedded LMDB store is the default implementation; a
+networked multi-node backend implements the same protocol.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from ncpaste.core.paste import PasteMeta
+
+
+@dataclass(frozen=True, slots=True)
+class NewPaste:
+    """A validated, already-compressed paste waiting to be stored."""
+
+    frame: bytes
+    size: int
+    checksum: bytes
+    token_hash: bytes
+    expire_s: int
+    burn: bool = False
+    alias: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    key: str
+    created_ms: int
+    expires_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPaste:
+    key: str
+    meta: PasteMeta
+    #: The zstd frame as stored (decompress with ``codec.decompress``).
+    frame: bytes | memoryview
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    pastes: int
+    pool_keys: int
+    expiry_entries: int
+    disk_bytes: int
+    map_bytes: int
+
+
+class PasteStore(Protocol):
+    """What the network shell needs from storage. All methods are async and
+    safe to call concurrently from many tasks."""
+
+    async def create(self, paste: NewPaste) -> Created:
+        """Store durably; return only once the paste is committed to disk.
+        Raises AliasTaken, StorageFull."""
+        ...
+
+    async def get(self, key: str) -> StoredPaste | None:
+        """The paste, or None if absent or expired."""
+        ...
+
+    async def take(self, key: str) -> StoredPaste | None:
+        """Remove and return a paste in one step (burn after read): of many
+        concurrent readers exactly one gets it."""
+        ...
+
+    async def delete(self, key: str, token: str) -> None:
+        """Raises NotFound, or Forbidden when the token does not match."""
+        ...
+
+    async def sweep_expired(self) -> int:
+        """Remove what has expired; returns how many were removed."""
+        ...
+
+    async def refill_pool(self) -> int:
+        """Top up the pre-generated key pool; returns how many keys were added."""
+        ...
+
+    async def stats(self) -> StoreStats: ...
+
+    async def ping(self) -> None:
+        """Raise StorageUnavailable if the store does not answer."""
+        ...

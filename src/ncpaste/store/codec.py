@@ -1,0 +1,88 @@
+"""How a paste is laid out in the store: a small fixed header, then a zstd frame.
+
+zstd compressor and decompressor objects are not thread-safe, so each thread
+keeps its own (compression runs in worker threads, reads on the event loop).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import threading
+
+import zstandard
+
+from ncpaste.core.errors import CorruptPaste
+from ncpaste.core.paste import PasteMeta
+
+FORMAT_VERSION = 1
+CHECKSUM_BYTES = 16
+TOKEN_HASH_BYTES = 32
+# version, flags, reserved, created_ms, expires_ms, size, checksum, token hash
+_HEADER = struct.Struct(">BBHqqQ%ds%ds" % (CHECKSUM_BYTES, TOKEN_HASH_BYTES))
+HEADER_BYTES = _HEADER.size
+# Level 3 is zstd's default: on log text it gets most of the ratio of the
+# high levels at a fraction of their CPU, and ingest is CPU-bound.
+ZSTD_LEVEL = 3
+# A decompressed paste can never exceed this, whatever a corrupt frame claims.
+MAX_DECOMPRESSED_BYTES = 1 << 31
+
+_local = threading.local()
+
+
+def checksum(body: bytes | bytearray | memoryview) -> bytes:
+    return hashlib.blake2b(body, digest_size=CHECKSUM_BYTES).digest()
+
+
+def compress(body: bytes | bytearray | memoryview) -> bytes:
+    compressor = getattr(_local, "compressor", None)
+    if compressor is None:
+        compressor = _local.compressor = zstandard.ZstdCompressor(
+            level=ZSTD_LEVEL, write_content_size=True, write_checksum=False
+        )
+    return compressor.compress(body)
+
+
+def decompress(frame: bytes | memoryview, size: int) -> bytes:
+    decompressor = getattr(_local, "decompressor", None)
+    if decompressor is None:
+        decompressor = _local.decompressor = zstandard.ZstdDecompressor()
+    return decompressor.decompress(frame, max_output_size=min(size, MAX_DECOMPRESSED_BYTES))
+
+
+def open_body(frame: bytes | memoryview, meta: PasteMeta) -> bytes:
+    """Decompress a stored frame and verify it against its metadata."""
+    try:
+        body = decompress(frame, meta.size)
+    except zstandard.ZstdError:
+        raise CorruptPaste("stored paste is damaged") from None
+    if len(body) != meta.size or checksum(body) != meta.checksum:
+        raise CorruptPaste("stored paste is damaged")
+    return body
+
+
+def encode_record(meta: PasteMeta, frame: bytes) -> bytes:
+    header = _HEADER.pack(
+        FORMAT_VERSION,
+        meta.flags,
+        0,
+        meta.created_ms,
+        meta.expires_ms,
+        meta.size,
+        meta.checksum,
+        meta.token_hash,
+    )
+    return header + frame
+
+
+def decode_meta(record: bytes | memoryview) -> PasteMeta:
+    version, flags, _, created_ms, expires_ms, size, digest, token_hash = _HEADER.unpack_from(
+        record
+    )
+    if version != FORMAT_VERSION:
+        raise ValueError(f"unknown record format {version}")
+    return PasteMeta(created_ms, expires_ms, size, digest, token_hash, flags)
+
+
+def record_frame(record: bytes) -> memoryview:
+    return memoryview(record)[HEADER_BYTES:]

@@ -1,0 +1,127 @@
+"""The embedded LMDB store seen from trio: group commit and worker threads.
+
+Creates queue up on a channel; one writer task drains whatever is waiting into
+a single LMDB write transaction (one fsync for many pastes) and wakes each
+waiter once its paste is durable. Every write runs in a worker thread behind a
+limiter of one, so the event loop never waits on a disk and LMDB never sees two
+writers from this process.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import trio
+
+from ncpaste.core.errors import PasteError
+from ncpaste.store import Created, NewPaste, StoredPaste, StoreStats
+from ncpaste.store.lmdb_store import LmdbStore
+
+log = logging.getLogger(__name__)
+
+# Pending creates beyond this make new pastes wait to enter the queue
+# (backpressure instead of unbounded memory).
+MAX_PENDING_CREATES = 1024
+# One transaction holds at most this many pastes / bytes, so one commit's
+# latency stays bounded however deep the queue.
+MAX_BATCH_ITEMS = 256
+MAX_BATCH_BYTES = 32 * 1024 * 1024
+# A sweep removes at most this many pastes per transaction, so creates and
+# burns interleave with a big sweep instead of waiting for all of it.
+SWEEP_BATCH = 2000
+REFILL_BATCH = 1000
+
+
+@dataclass(eq=False)
+class _PendingCreate:
+    paste: NewPaste
+    done: trio.Event = field(default_factory=trio.Event)
+    result: Created | PasteError | None = None
+
+
+class EmbeddedStore:
+    """Async ``PasteStore`` over a synchronous ``LmdbStore``.
+
+    ``run`` is the writer task; start it in a nursery before use.
+    """
+
+    def __init__(self, store: LmdbStore, clock_ms: Callable[[], int]) -> None:
+        self._store = store
+        self._clock_ms = clock_ms
+        self._send, self._receive = trio.open_memory_channel[_PendingCreate](MAX_PENDING_CREATES)
+        self._writer = trio.CapacityLimiter(1)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        async with self._receive:
+            while True:
+                first = await self._receive.receive()
+                batch = [first]
+                size = len(first.paste.frame)
+                while len(batch) < MAX_BATCH_ITEMS and size < MAX_BATCH_BYTES:
+                    try:
+                        item = self._receive.receive_nowait()
+                    except trio.WouldBlock:
+                        break
+                    batch.append(item)
+                    size += len(item.paste.frame)
+                await self._commit(batch)
+
+    async def _commit(self, batch: list[_PendingCreate]) -> None:
+        try:
+            results = await self._in_writer(
+                self._store.create_batch, [item.paste for item in batch], self._clock_ms()
+            )
+        except Exception:
+            log.exception("commit of %d pastes failed", len(batch))
+            results = [PasteError("internal error: the paste was not stored")] * len(batch)
+        for item, result in zip(batch, results):
+            item.result = result
+            item.done.set()
+
+    async def _in_writer(self, fn, *args):  # type: ignore[no-untyped-def]
+        return await trio.to_thread.run_sync(fn, *args, limiter=self._writer)
+
+    async def create(self, paste: NewPaste) -> Created:
+        pending = _PendingCreate(paste)
+        await self._send.send(pending)
+        await pending.done.wait()
+        if isinstance(pending.result, PasteError):
+            raise pending.result
+        assert pending.result is not None
+        return pending.result
+
+    async def get(self, key: str) -> StoredPaste | None:
+        # An LMDB read is a lock-free look-up in a memory map: cheaper inline
+        # than the round trip to a worker thread.
+        return self._store.get(key, self._clock_ms())
+
+    async def take(self, key: str) -> StoredPaste | None:
+        return await self._in_writer(self._store.take, key, self._clock_ms())
+
+    async def delete(self, key: str, token: str) -> None:
+        await self._in_writer(self._store.delete, key, token, self._clock_ms())
+
+    async def sweep_expired(self) -> int:
+        total = 0
+        while True:
+            removed = await self._in_writer(self._store.sweep_expired, self._clock_ms(), SWEEP_BATCH)
+            total += removed
+            if removed < SWEEP_BATCH:
+                return total
+
+    async def refill_pool(self) -> int:
+        total = 0
+        while True:
+            added = await self._in_writer(self._store.refill_pool, REFILL_BATCH)
+            total += added
+            if added < REFILL_BATCH:
+                return total
+
+    async def stats(self) -> StoreStats:
+        return await trio.to_thread.run_sync(self._store.stats)
+
+    async def ping(self) -> None:
+        self._store.ping()

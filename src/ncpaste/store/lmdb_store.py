@@ -1,0 +1,335 @@
+"""The embedded default store: one LMDB environment, synchronous and thread-safe.
+
+Named databases:
+
+``pastes``  key -> record (fixed header + zstd frame, see ``codec``)
+``expiry``  8-byte big-endian expiry ms + key -> b""  (ordered by expiry time)
+``pool``    pre-generated key -> b""
+
+A paste's key is taken from ``pool`` inside the same write transaction that
+stores the paste, so LMDB's single-writer lock is the lock on the pool. Every
+method is blocking (commits fsync): the async wrapper in ``embedded`` runs them
+in worker threads.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import struct
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import lmdb
+
+from ncpaste.core import keys
+from ncpaste.core.errors import (
+    AliasTaken,
+    Forbidden,
+    NotFound,
+    PasteError,
+    StorageFull,
+    StorageUnavailable,
+)
+from ncpaste.store import Created, NewPaste, StoredPaste, StoreStats
+from ncpaste.core.paste import FLAG_ALIAS, FLAG_BURN, PasteMeta
+from ncpaste.store.codec import decode_meta, encode_record, record_frame
+
+log = logging.getLogger(__name__)
+
+_EXPIRY = struct.Struct(">Q")
+# Start small (the file is sparse anyway) and double when full.
+INITIAL_MAP_BYTES = 1 << 30
+# Address space is plentiful on 64-bit; this only stops a runaway loop.
+MAX_MAP_BYTES = 1 << 44
+# Reader slots: the event loop plus trio's worker threads plus admin commands.
+MAX_READERS = 512
+# A fresh key collides with a live one with odds ~ pastes / 56**12; retrying a
+# few times is astronomically enough, and the bound keeps the loop finite.
+MAX_KEY_ATTEMPTS = 16
+_DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+
+
+class _ReaderGate:
+    """Lets readers in concurrently, and lets the map be resized only when no
+    read transaction is open in this process (an LMDB rule)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._resizing = False
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        with self._cond:
+            while self._resizing:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            self._resizing = True
+            while self._readers:
+                self._cond.wait()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._resizing = False
+                self._cond.notify_all()
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, lmdb.DiskError):
+        return True
+    code = getattr(exc, "errno", None) or getattr(exc, "code", None)
+    if code in _DISK_FULL_ERRNOS:
+        return True
+    text = str(exc)
+    return any(os.strerror(n) in text for n in _DISK_FULL_ERRNOS)
+
+
+class LmdbStore:
+    """Synchronous LMDB store. One instance owns the environment."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        key_length: int = keys.DEFAULT_KEY_LENGTH,
+        pool_target: int = 1000,
+        new_key: Callable[[int], str] = keys.new_key,
+        readonly: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self.key_length = key_length
+        self.pool_target = pool_target
+        self._new_key = new_key
+        self._gate = _ReaderGate()
+        data_file = self.path / "data.mdb"
+        existing = data_file.stat().st_size if data_file.exists() else 0
+        self._env = lmdb.open(
+            str(self.path),
+            map_size=max(INITIAL_MAP_BYTES, 2 * existing),
+            max_dbs=4,
+            max_readers=MAX_READERS,
+            subdir=True,
+            sync=True,
+            metasync=True,
+            readahead=False,  # random access to pastes: readahead only pollutes the page cache
+            meminit=False,
+            readonly=readonly,
+        )
+        self._pastes = self._env.open_db(b"pastes", create=not readonly)
+        self._expiry = self._env.open_db(b"expiry", create=not readonly)
+        self._pool = self._env.open_db(b"pool", create=not readonly)
+
+    def close(self) -> None:
+        self._env.close()
+
+    # -- reads ---------------------------------------------------------------
+
+    def get(self, key: str, now_ms: int) -> StoredPaste | None:
+        raw = key.encode()
+        with self._gate.reading(), self._env.begin(db=self._pastes) as txn:
+            record = txn.get(raw)  # buffers=False: a copy that outlives the txn
+        return self._live(key, record, now_ms)
+
+    def stats(self) -> StoreStats:
+        with self._gate.reading(), self._env.begin() as txn:
+            pastes = txn.stat(self._pastes)["entries"]
+            pool = txn.stat(self._pool)["entries"]
+            expiry = txn.stat(self._expiry)["entries"]
+        info = self._env.info()
+        return StoreStats(
+            pastes=pastes,
+            pool_keys=pool,
+            expiry_entries=expiry,
+            disk_bytes=(info["last_pgno"] + 1) * self._env.stat()["psize"],
+            map_bytes=info["map_size"],
+        )
+
+    def ping(self) -> None:
+        try:
+            with self._gate.reading(), self._env.begin() as txn:
+                txn.stat(self._pastes)
+        except lmdb.Error:
+            raise StorageUnavailable("storage unavailable") from None
+
+    @staticmethod
+    def _live(key: str, record: bytes | None, now_ms: int) -> StoredPaste | None:
+        if record is None:
+            return None
+        meta = decode_meta(record)
+        if meta.expires_ms <= now_ms:
+            return None
+        return StoredPaste(key, meta, record_frame(record))
+
+    # -- writes --------------------------------------------------------------
+
+    def create_batch(
+        self, items: Sequence[NewPaste], now_ms: int
+    ) -> list[Created | PasteError]:
+        """Store many pastes in one transaction: one fsync for all of them.
+
+        Each item gets its own result; an item that fails (alias taken) leaves
+        nothing behind and does not fail the others.
+        """
+
+        def work(txn: lmdb.Transaction) -> list[Created | PasteError]:
+            return [self._create_one(txn, item, now_ms) for item in items]
+
+        try:
+            return self._write(work)
+        except StorageFull as exc:
+            return [exc for _ in items]
+
+    def take(self, key: str, now_ms: int) -> StoredPaste | None:
+        """Remove and return a live paste in one transaction."""
+
+        def work(txn: lmdb.Transaction) -> StoredPaste | None:
+            raw = key.encode()
+            record = txn.get(raw, db=self._pastes)
+            paste = self._live(key, record, now_ms)
+            if record is not None:
+                self._remove(txn, raw, decode_meta(record))
+            return paste
+
+        return self._write(work)
+
+    def delete(self, key: str, token: str, now_ms: int) -> None:
+        def work(txn: lmdb.Transaction) -> None:
+            raw = key.encode()
+            record = txn.get(raw, db=self._pastes)
+            if self._live(key, record, now_ms) is None:
+                raise NotFound("no such paste (it may have expired)")
+            meta = decode_meta(record)
+            if not keys.token_matches(token, meta.token_hash):
+                raise Forbidden("wrong delete token")
+            self._remove(txn, raw, meta)
+
+        self._write(work)
+
+    def sweep_expired(self, now_ms: int, limit: int) -> int:
+        """Remove up to ``limit`` expired pastes, walking the expiry index from
+        its oldest entry: the cost is proportional to what expired."""
+
+        def work(txn: lmdb.Transaction) -> int:
+            removed = 0
+            cursor = txn.cursor(db=self._expiry)
+            while removed < limit and cursor.first():
+                entry = cursor.key()
+                (expires_ms,) = _EXPIRY.unpack_from(entry)
+                if expires_ms > now_ms:
+                    break
+                raw = entry[_EXPIRY.size :]
+                record = txn.get(raw, db=self._pastes)
+                # The entry may be stale (paste deleted, or the name re-used
+                # by a newer paste with another expiry): remove only a match.
+                if record is not None and decode_meta(record).expires_ms == expires_ms:
+                    txn.delete(raw, db=self._pastes)
+                cursor.delete()
+                removed += 1
+            return removed
+
+        return self._write(work)
+
+    def refill_pool(self, batch: int) -> int:
+        """Add up to ``batch`` fresh keys, each checked against live pastes
+        and the pool itself, without going over ``pool_target``."""
+
+        def work(txn: lmdb.Transaction) -> int:
+            missing = self.pool_target - txn.stat(self._pool)["entries"]
+            added = 0
+            for _ in range(min(batch, max(missing, 0))):
+                raw = self._new_key(self.key_length).encode()
+                if txn.get(raw, db=self._pastes) is not None:
+                    continue
+                if txn.put(raw, b"", db=self._pool, overwrite=False):
+                    added += 1
+            return added
+
+        return self._write(work)
+
+    def _create_one(self, txn: lmdb.Transaction, item: NewPaste, now_ms: int) -> Created | PasteError:
+        if item.alias is not None:
+            raw = item.alias.encode()
+            existing = txn.get(raw, db=self._pastes)
+            if existing is not None:
+                meta = decode_meta(existing)
+                if meta.expires_ms > now_ms:
+                    return AliasTaken(
+                        f"alias {item.alias!r} is taken: choose another name or leave alias out"
+                    )
+                self._remove(txn, raw, meta)  # expired, not swept yet: the name is free
+            txn.delete(raw, db=self._pool)  # never hand this name out as a random key
+        else:
+            raw = self._key_from_pool(txn)
+        flags = (FLAG_BURN if item.burn else 0) | (FLAG_ALIAS if item.alias else 0)
+        expires_ms = now_ms + item.expire_s * 1000
+        meta = PasteMeta(now_ms, expires_ms, item.size, item.checksum, item.token_hash, flags)
+        txn.put(raw, encode_record(meta, item.frame), db=self._pastes)
+        txn.put(_EXPIRY.pack(expires_ms) + raw, b"", db=self._expiry)
+        return Created(raw.decode(), now_ms, expires_ms)
+
+    def _key_from_pool(self, txn: lmdb.Transaction) -> bytes:
+        cursor = txn.cursor(db=self._pool)
+        # Take the pooled key next to a random point, not the smallest one:
+        # always taking the first would skew handed-out keys towards the
+        # low end of the key space and make them easier to guess.
+        probe = self._new_key(self.key_length).encode()
+        while cursor.set_range(probe) or cursor.first():
+            raw = cursor.key()
+            cursor.delete()
+            if txn.get(raw, db=self._pastes) is None:
+                return raw
+        # The pool ran dry: make a key here, in this transaction.
+        for _ in range(MAX_KEY_ATTEMPTS):
+            raw = self._new_key(self.key_length).encode()
+            if txn.get(raw, db=self._pastes) is None:
+                return raw
+        raise StorageUnavailable("could not find a free key")  # ~impossible; see MAX_KEY_ATTEMPTS
+
+    def _remove(self, txn: lmdb.Transaction, raw: bytes, meta: PasteMeta) -> None:
+        txn.delete(raw, db=self._pastes)
+        txn.delete(_EXPIRY.pack(meta.expires_ms) + raw, db=self._expiry)
+
+    def _write(self, work: Callable[[lmdb.Transaction], object]):  # type: ignore[no-untyped-def]
+        """Run ``work`` in a write transaction and commit durably. Grows the
+        map and retries when it is full; maps a full disk to StorageFull."""
+        while True:
+            try:
+                with self._env.begin(write=True) as txn:
+                    return work(txn)
+            except lmdb.MapFullError:
+                self._grow()
+            except lmdb.Error as exc:
+                if _is_disk_full(exc):
+                    log.error("storage full: %s", exc)
+                    raise StorageFull("storage full: the server's disk is full, try later") from None
+                raise
+            except OSError as exc:
+                if exc.errno in _DISK_FULL_ERRNOS:
+                    log.error("storage full: %s", exc)
+                    raise StorageFull("storage full: the server's disk is full, try later") from None
+                raise
+
+    def _grow(self) -> None:
+        current = self._env.info()["map_size"]
+        if current >= MAX_MAP_BYTES:
+            raise StorageFull("storage full: the store reached its maximum size")
+        with self._gate.exclusive():
+            self._env.set_mapsize(current * 2)
+        log.info("LMDB map grown from %d to %d bytes", current, current * 2)
+
