@@ -67,12 +67,12 @@ def route(method: str, target: str) -> Route:
         if method not in ("GET", "HEAD"):
             raise MethodNotAllowed(f"method {method} not allowed here", allowed)
         return Route(static, query=query)
+    if method == "PUT":
+        return Route("put", name, query)  # the handler explains a bad alias
     if not keys.is_plausible_name(name):
         raise NotFound("no such paste")
     if method in ("GET", "HEAD"):
         return Route("read", name, query)
-    if method == "PUT":
-        return Route("put", name, query)
     if method == "DELETE":
         return Route("delete", name, query)
     raise MethodNotAllowed(f"method {method} not allowed here", "GET, HEAD, PUT, DELETE")

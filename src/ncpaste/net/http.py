@@ -29,7 +29,6 @@ from ncpaste.core.http import (
     plan_read,
     route,
     text_response,
-    usage_text,
 )
 from ncpaste.core.ingest import PasteBuilder
 from ncpaste.core.options import options_from_pairs, query_pairs
@@ -114,6 +113,12 @@ class HttpConnection:
             self.conn.receive_data(data)
 
     async def _answer(self, request: h11.Request) -> None:
+        head_bytes = len(request.target) + sum(len(n) + len(v) + 4 for n, v in request.headers)
+        if head_bytes > self.config.http_max_header_bytes:
+            # h11 bounds only a head that arrives in pieces; a whole one can
+            # come in a single read, so the limit is checked here too.
+            await self._try_send_error(HeadersTooLarge("request headers too large"))
+            return
         method = request.method.decode("ascii", "replace")
         target = request.target.decode("ascii", "replace")
         headers = {name: value for name, value in request.headers}
@@ -131,16 +136,7 @@ class HttpConnection:
     async def _dispatch(self, method: str, where: Route, headers: dict[bytes, bytes]) -> None:
         service = self.service
         if where.kind == "usage":
-            config = self.config
-            text = usage_text(
-                service.base_url,
-                _public_host(service.base_url),
-                config.tcp.port,
-                max_size=units.format_size(config.max_paste_bytes),
-                default_expire=units.format_duration(config.default_expire_s),
-                max_expire=units.format_duration(config.max_expire_s),
-            )
-            await self._send_text(method, 200, text)
+            await self._send_text(method, 200, service.usage)
         elif where.kind == "healthz":
             await service.store.ping()
             await self._send_text(method, 200, "ok\n")
@@ -291,15 +287,6 @@ class HttpConnection:
         if body_unread:
             await drain(self.stream, timeout_s=self.config.drain_timeout_s, max_bytes=self.config.drain_max_bytes)
             raise _Close()
-
-
-def _public_host(base_url: str) -> str:
-    """The host part of the base URL, for the usage page's nc examples."""
-    rest = base_url.split("://", 1)[-1]
-    host = rest.split("/", 1)[0]
-    if host.startswith("["):
-        return host[1 : host.index("]")]
-    return host.rsplit(":", 1)[0] if ":" in host else host
 
 
 async def handle_http(stream: trio.SocketStream, service: PasteService) -> None:

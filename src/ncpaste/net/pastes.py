@@ -12,7 +12,8 @@ from collections.abc import Callable
 import trio
 
 from ncpaste.config import Config
-from ncpaste.core import keys
+from ncpaste.core import keys, units
+from ncpaste.core.http import usage_text
 from ncpaste.core.options import PasteOptions, PastePlan, resolve
 from ncpaste.store import Created, NewPaste, PasteStore, StoredPaste
 from ncpaste.store import codec
@@ -25,11 +26,28 @@ INLINE_CODEC_BYTES = 64 * 1024
 
 
 class PasteService:
-    def __init__(self, config: Config, store: PasteStore, clock_ms: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: PasteStore,
+        clock_ms: Callable[[], int],
+        *,
+        base_url: str,
+        tcp_port: int,
+    ) -> None:
         self.config = config
         self.store = store
         self.clock_ms = clock_ms
-        self.base_url = config.base_url
+        self.base_url = base_url.rstrip("/")
+        #: The usage page names the real URL and netcat port; built once.
+        self.usage = usage_text(
+            self.base_url,
+            _host_of(self.base_url),
+            tcp_port,
+            max_size=units.format_size(config.max_paste_bytes),
+            default_expire=units.format_duration(config.default_expire_s),
+            max_expire=units.format_duration(config.max_expire_s),
+        )
 
     def url(self, key: str) -> str:
         return f"{self.base_url}/{key}"
@@ -79,3 +97,12 @@ class PasteService:
 
 def _pack(body: bytearray) -> tuple[bytes, bytes]:
     return codec.compress(body), codec.checksum(body)
+
+
+def _host_of(base_url: str) -> str:
+    """The host part of the base URL, for the usage page's nc examples."""
+    rest = base_url.split("://", 1)[-1]
+    host = rest.split("/", 1)[0]
+    if host.startswith("["):
+        return host[1 : host.index("]")]
+    return host.rsplit(":", 1)[0] if ":" in host else host

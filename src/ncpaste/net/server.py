@@ -7,11 +7,11 @@ import logging
 import resource
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import trio
 
-from ncpaste.config import Config
+from ncpaste.config import Address, Config
 from ncpaste.net.http import handle_http
 from ncpaste.net.netcat import handle_netcat
 from ncpaste.net.pastes import PasteService
@@ -69,7 +69,7 @@ def open_lmdb(config: Config) -> LmdbStore:
         raise StartupError(f"cannot open data dir {str(config.data_dir)!r}: {exc}") from None
 
 
-async def _listen(address, what: str) -> list[trio.SocketListener]:  # type: ignore[no-untyped-def]
+async def _listen(address: Address, what: str) -> list[trio.SocketListener]:
     try:
         return await trio.open_tcp_listeners(address.port, host=address.host)
     except OSError as exc:
@@ -138,7 +138,6 @@ async def serve_with_store(
     task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve both ports on ``store`` until ``Running.stop()`` or cancellation."""
-    service = PasteService(config, store, clock_ms)
     tcp = await _listen(config.tcp, "netcat port")
     try:
         http = await _listen(config.http, "HTTP port")
@@ -146,11 +145,12 @@ async def serve_with_store(
         for listener in tcp:
             await listener.aclose()
         raise
-    running = Running(
-        tcp_port=tcp[0].socket.getsockname()[1],
-        http_port=http[0].socket.getsockname()[1],
-        service=service,
-    )
+    http_port = http[0].socket.getsockname()[1]
+    # With port 0 (tests) the URL must name the port actually bound.
+    base_url = config.url or replace(config, http=Address(config.http.host, http_port)).base_url
+    tcp_port = tcp[0].socket.getsockname()[1]
+    service = PasteService(config, store, clock_ms, base_url=base_url, tcp_port=tcp_port)
+    running = Running(tcp_port=tcp_port, http_port=http_port, service=service)
     async with trio.open_nursery() as handlers:
         async with trio.open_nursery() as acceptors:
             for listener in tcp:
@@ -163,7 +163,10 @@ async def serve_with_store(
                     _accept_loop, listener, handle_http, service, handlers,
                     trio.CapacityLimiter(config.max_connections),
                 )
-            log.info("serving netcat on %s, HTTP on %s, URLs %s/", config.tcp, config.http, service.base_url)
+            log.info(
+                "serving netcat on port %d, HTTP on port %d, URLs %s/",
+                running.tcp_port, running.http_port, service.base_url,
+            )
             task_status.started(running)
             await running._stop.wait()
             log.info("shutting down: no new connections; %g s grace for in-flight work", config.shutdown_grace_s)

@@ -50,7 +50,9 @@ MAX_READERS = 512
 # A fresh key collides with a live one with odds ~ pastes / 56**12; retrying a
 # few times is astronomically enough, and the bound keeps the loop finite.
 MAX_KEY_ATTEMPTS = 16
-_DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+# LMDB reports a short write as EIO ("short write, filesystem full?" in
+# mdb_page_flush), which is how a full disk or a file-size cap shows up.
+_DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO}
 
 
 class _ReaderGate:

@@ -1,0 +1,207 @@
+"""Fixtures shared by every tier: an injected clock, a test config, servers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
+
+import pytest
+import trio
+
+from ncpaste.config import Address, Config
+from ncpaste.net.server import Running, serve
+
+REPO = Path(__file__).resolve().parent.parent
+# Every test is bounded; a hang is a failure, not a stuck CI job.
+TEST_TIMEOUT_S = 30
+
+
+class FakeClock:
+    """Wall-clock milliseconds that only move when a test says so."""
+
+    def __init__(self, start_ms: int = 1_790_000_000_000) -> None:
+        self.now_ms = start_ms
+
+    def __call__(self) -> int:
+        return self.now_ms
+
+    def advance(self, seconds: float) -> None:
+        self.now_ms += int(seconds * 1000)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    """Loopback, ephemeral ports, short timeouts, periodic jobs effectively off
+    (tests trigger sweeps and refills themselves)."""
+    return Config(
+        data_dir=tmp_path / "data",
+        tcp=Address("127.0.0.1", 0),
+        http=Address("127.0.0.1", 0),
+        idle_timeout_s=0.3,
+        first_byte_timeout_s=2.0,
+        drain_timeout_s=1.0,
+        http_header_timeout_s=2.0,
+        http_body_idle_timeout_s=2.0,
+        http_keepalive_timeout_s=5.0,
+        shutdown_grace_s=1.0,
+        sweep_interval_s=3600,
+        pool_target=200,
+        pool_refill_interval_s=3600,
+    )
+
+
+@pytest.fixture
+async def server(nursery: trio.Nursery, config: Config, clock: FakeClock) -> Running:
+    """The real server, in-process, on real loopback sockets."""
+    with trio.fail_after(TEST_TIMEOUT_S):
+        return await nursery.start(partial(serve, config, clock_ms=clock))
+
+
+async def start_server(nursery: trio.Nursery, config: Config, clock: FakeClock, **changes: object) -> Running:
+    with trio.fail_after(TEST_TIMEOUT_S):
+        return await nursery.start(partial(serve, replace(config, **changes), clock_ms=clock))
+
+
+# -- clients ------------------------------------------------------------------
+
+
+async def nc(port: int, data: bytes, *, half_close: bool = True, chunk: int = 65536) -> bytes:
+    """A netcat client: send, optionally half-close, read until the server closes."""
+    with trio.fail_after(TEST_TIMEOUT_S):
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        async with stream:
+            for start in range(0, len(data), chunk):
+                await stream.send_all(data[start : start + chunk])
+            if half_close:
+                await stream.send_eof()
+            reply = b""
+            while True:
+                try:
+                    got = await stream.receive_some(65536)
+                except trio.BrokenResourceError:
+                    break
+                if not got:
+                    break
+                reply += got
+            return reply
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def _fetch(port: int, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Reply:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TEST_TIMEOUT_S)
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+        return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, data)
+    finally:
+        conn.close()
+
+
+async def fetch(port: int, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> Reply:
+    """An HTTP request from a worker thread, so the in-process server keeps running."""
+    with trio.fail_after(TEST_TIMEOUT_S):
+        return await trio.to_thread.run_sync(_fetch, port, method, path, body, headers or {})
+
+
+def key_of(url: bytes | str) -> str:
+    text = url.decode() if isinstance(url, bytes) else url
+    return text.strip().splitlines()[0].rsplit("/", 1)[1]
+
+
+# -- the real CLI as a subprocess ----------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {port}")
+
+
+@dataclass
+class CliServer:
+    proc: subprocess.Popen
+    tcp_port: int
+    http_port: int
+    data_dir: Path
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            return self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+
+def start_cli(data_dir: Path, *extra: str, tcp_port: int | None = None, http_port: int | None = None) -> CliServer:
+    tcp_port = tcp_port or free_port()
+    http_port = http_port or free_port()
+    args = [
+        sys.executable, "-m", "ncpaste", "serve",
+        "--data-dir", str(data_dir),
+        "--tcp", f"127.0.0.1:{tcp_port}",
+        "--http", f"127.0.0.1:{http_port}",
+        "--url", f"http://127.0.0.1:{http_port}",
+        *extra,
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        wait_for_port(tcp_port)
+        wait_for_port(http_port)
+    except TimeoutError:
+        proc.kill()
+        out, err = proc.communicate()
+        raise RuntimeError(f"server did not start: {err.decode()[-2000:]}") from None
+    return CliServer(proc, tcp_port, http_port, data_dir)
+
+
+@pytest.fixture
+def cli_server(tmp_path: Path):
+    """Factory for real `ncpaste serve` processes, all stopped after the test."""
+    started: list[CliServer] = []
+
+    def start(*extra: str, data_dir: Path | None = None, **ports: int) -> CliServer:
+        server = start_cli(data_dir or tmp_path / "data", *extra, **ports)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

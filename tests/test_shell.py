@@ -1,0 +1,207 @@
+"""Tier 2: the trio shell over in-memory streams, with a dict-backed store and
+trio's autojump clock, so timeouts are exercised in virtual time."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import trio
+import trio.testing
+
+from ncpaste.core import keys
+from ncpaste.core.errors import AliasTaken, Forbidden, NotFound
+from ncpaste.net.http import HttpConnection
+from ncpaste.net.netcat import handle_netcat
+from ncpaste.net.pastes import PasteService
+from ncpaste.core.paste import FLAG_BURN, PasteMeta
+from ncpaste.store import Created, NewPaste, StoredPaste, StoreStats
+
+
+class MemoryStore:
+    """The smallest PasteStore: shows the shell needs nothing more than the protocol."""
+
+    def __init__(self, clock_ms) -> None:
+        self.clock_ms = clock_ms
+        self.pastes: dict[str, StoredPaste] = {}
+
+    async def create(self, paste: NewPaste) -> Created:
+        key = paste.alias or keys.new_key(12)
+        if key in self.pastes:
+            raise AliasTaken("alias taken")
+        now = self.clock_ms()
+        meta = PasteMeta(now, now + paste.expire_s * 1000, paste.size, paste.checksum, paste.token_hash,
+                         FLAG_BURN if paste.burn else 0)
+        self.pastes[key] = StoredPaste(key, meta, paste.frame)
+        return Created(key, now, meta.expires_ms)
+
+    async def get(self, key):
+        paste = self.pastes.get(key)
+        return paste if paste and paste.meta.expires_ms > self.clock_ms() else None
+
+    async def take(self, key):
+        paste = await self.get(key)
+        self.pastes.pop(key, None)
+        return paste
+
+    async def delete(self, key, token):
+        paste = await self.get(key)
+        if paste is None:
+            raise NotFound("no such paste")
+        if not keys.token_matches(token, paste.meta.token_hash):
+            raise Forbidden("wrong delete token")
+        del self.pastes[key]
+
+    async def sweep_expired(self):
+        return 0
+
+    async def refill_pool(self):
+        return 0
+
+    async def stats(self):
+        return StoreStats(len(self.pastes), 0, 0, 0, 0)
+
+    async def ping(self):
+        return None
+
+
+@pytest.fixture
+def service(config, clock):
+    return PasteService(config, MemoryStore(clock), clock, base_url="https://paste.example.com", tcp_port=9999)
+
+
+async def _read_until_closed(stream) -> bytes:
+    data = b""
+    while True:
+        try:
+            got = await stream.receive_some(65536)
+        except trio.BrokenResourceError:
+            return data
+        if not got:
+            return data
+        data += got
+
+
+async def _netcat(service, chunks: list[bytes], *, half_close: bool, gap_s: float = 0.0) -> tuple[bytes, float]:
+    client, server_side = trio.testing.memory_stream_pair()
+    started = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(handle_netcat, server_side, service)
+        for chunk in chunks:
+            await client.send_all(chunk)
+            await trio.sleep(gap_s)
+        if half_close:
+            await client.send_eof()
+        reply = await _read_until_closed(client)
+    return reply, trio.current_time() - started
+
+
+async def test_half_close_replies_at_once(service, autojump_clock):
+    reply, elapsed = await _netcat(service, [b"hello\n"], half_close=True)
+    assert reply.startswith(b"https://paste.example.com/") and reply.endswith(b"\n")
+    assert elapsed < 0.01  # virtual time: no timeout was waited for
+
+
+async def test_no_half_close_ends_after_idle_gap(service, autojump_clock):
+    reply, elapsed = await _netcat(service, [b"plain nc\n"], half_close=False)
+    assert reply.startswith(b"https://paste.example.com/")
+    assert elapsed == pytest.approx(service.config.idle_timeout_s, abs=0.01)
+
+
+async def test_idle_gap_is_reset_by_every_chunk(service, autojump_clock):
+    gap = service.config.idle_timeout_s * 0.8
+    reply, elapsed = await _netcat(service, [b"a\n", b"b\n", b"c\n", b"d\n"], half_close=False, gap_s=gap)
+    key = reply.decode().strip().rsplit("/", 1)[1]
+    stored = service.store.pastes[key]
+    assert stored.meta.size == 8  # all four chunks, though the total exceeded one idle period
+    assert elapsed > 3 * gap
+
+
+async def test_first_byte_may_come_late(service, autojump_clock):
+    late = service.config.first_byte_timeout_s * 0.9
+    client, server_side = trio.testing.memory_stream_pair()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(handle_netcat, server_side, service)
+        await client.send_all(b"#!ncpaste expire=1h\n")  # options first, output much later
+        await trio.sleep(late)
+        await client.send_all(b"finally\n")
+        await client.send_eof()
+        reply = await _read_until_closed(client)
+    assert reply.startswith(b"https://paste.example.com/")
+
+
+async def test_nothing_at_all_is_an_error_after_first_byte_timeout(service, autojump_clock):
+    reply, elapsed = await _netcat(service, [], half_close=False)
+    assert reply == b"error: empty paste: nothing arrived within 2 s\n"
+    assert elapsed >= service.config.first_byte_timeout_s
+
+
+async def test_trickling_client_is_cut_at_max_upload(service, autojump_clock):
+    service.config = replace(service.config, max_upload_s=5.0)
+    client, server_side = trio.testing.memory_stream_pair()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(handle_netcat, server_side, service)
+
+        async def trickle() -> None:
+            try:
+                for _ in range(1000):
+                    await client.send_all(b".")
+                    await trio.sleep(0.1)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+
+        nursery.start_soon(trickle)
+        reply = await _read_until_closed(client)
+        nursery.cancel_scope.cancel()
+    assert reply == b"error: upload took longer than 5 s: send less at a time\n"
+
+
+async def test_too_large_replies_then_drains_instead_of_resetting(service, autojump_clock):
+    service.config = replace(service.config, max_paste_bytes=1000)
+    chunks = [b"x" * 500] * 10
+    reply, _ = await _netcat(service, chunks, half_close=True)
+    assert reply == b"error: paste too large: the limit is 1000 bytes\n"
+    assert service.store.pastes == {}
+
+
+async def test_token_reply_has_second_line(service, autojump_clock):
+    reply, _ = await _netcat(service, [b"#!ncpaste token=1\nsecret-free text\n"], half_close=True)
+    url, token_line, end = reply.decode().split("\n")
+    assert url.startswith("https://paste.example.com/") and end == ""
+    assert token_line.startswith("token: ") and len(token_line) > 20
+
+
+async def test_http_pipelined_requests_on_memory_stream(service, autojump_clock):
+    reply, _ = await _netcat(service, [b"pipelined\n"], half_close=True)
+    key = reply.decode().strip().rsplit("/", 1)[1]
+    client, server_side = trio.testing.memory_stream_pair()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(HttpConnection(server_side, service).serve)
+        request = f"GET /{key} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        await client.send_all(request * 3 + b"GET /nope123 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = await _read_until_closed(client)
+    assert answer.count(b"HTTP/1.1 200 OK") == 3
+    assert answer.count(b"pipelined\n") == 3
+    assert answer.endswith(b"error: no such paste (it may have expired)\n")
+
+
+async def test_http_keepalive_idle_connection_is_closed(service, autojump_clock):
+    client, server_side = trio.testing.memory_stream_pair()
+    started = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(HttpConnection(server_side, service).serve)
+        await client.send_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = await _read_until_closed(client)
+    assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(b"ok\n")
+    assert trio.current_time() - started == pytest.approx(service.config.http_keepalive_timeout_s, abs=0.01)
+
+
+async def test_http_body_stall_is_timed_out(service, autojump_clock):
+    client, server_side = trio.testing.memory_stream_pair()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(HttpConnection(server_side, service).serve)
+        await client.send_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly part")
+        answer = await _read_until_closed(client)
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert answer.endswith(b"error: request body stalled for 2 s\n")
+    assert service.store.pastes == {}
