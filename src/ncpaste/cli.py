@@ -117,6 +117,14 @@ async def _serve_until_signalled(config: Config) -> None:
                 running.stop()
 
 
+def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    """The errors inside (possibly nested) trio nursery exception groups."""
+    found: list[BaseException] = []
+    for error in group.exceptions:
+        found.extend(_leaves(error) if isinstance(error, BaseExceptionGroup) else [error])
+    return found
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -134,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             trio.run(_serve_until_signalled, config)
         except* StartupError as group:
-            failures.extend(group.exceptions)
+            failures.extend(_leaves(group))
         for error in failures:
             print(f"ncpaste: error: {error}", file=sys.stderr)
         return EXIT_FAILURE if failures else EXIT_OK

@@ -58,7 +58,10 @@ def route(method: str, target: str) -> Route:
     path, _, query = target.partition("?")
     if not path.startswith("/"):
         raise BadRequest("bad request target")
-    name = unquote(path[1:], errors="strict") if "%" in path else path[1:]
+    try:
+        name = unquote(path[1:], errors="strict") if "%" in path else path[1:]
+    except UnicodeDecodeError:
+        raise NotFound("no such paste") from None
     static = _STATIC_ROUTES.get(name)
     if static is not None:
         if static == "usage" and method == "POST":

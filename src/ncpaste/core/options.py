@@ -53,9 +53,10 @@ def _parse_bool(name: str, value: str) -> bool:
 
 
 def _show(value: str) -> str:
-    """Echo a client's value back safely: bounded and printable."""
+    """Echo a client's value back safely: bounded, printable, one line
+    (control characters such as ESC or newline come back escaped)."""
     clipped = value[:40] + ("..." if len(value) > 40 else "")
-    return clipped.encode("ascii", "backslashreplace").decode("ascii")
+    return clipped.encode("unicode_escape").decode("ascii")
 
 
 def options_from_pairs(pairs: list[tuple[str, str]]) -> PasteOptions:
@@ -63,7 +64,7 @@ def options_from_pairs(pairs: list[tuple[str, str]]) -> PasteOptions:
     for name, value in pairs:
         if name not in OPTION_NAMES:
             raise BadOption(
-                f"unknown option {_show(name)!r}: known options are {', '.join(OPTION_NAMES)}"
+                f"unknown option '{_show(name)}': known options are {', '.join(OPTION_NAMES)}"
             )
         if name in values:
             raise BadOption(f"option {name} given twice")
@@ -78,7 +79,7 @@ def options_from_pairs(pairs: list[tuple[str, str]]) -> PasteOptions:
             try:
                 values[name] = keys.check_alias(value)
             except ValueError as exc:
-                raise InvalidAlias(f"invalid alias {_show(value)!r}: {exc}") from None
+                raise InvalidAlias(f"invalid alias '{_show(value)}': {exc}") from None
         else:
             values[name] = _parse_bool(name, value)
     return PasteOptions(
@@ -104,7 +105,7 @@ def parse_preamble(line: bytes) -> PasteOptions:
     for word in text.split():
         name, sep, value = word.partition("=")
         if not sep or not value:
-            raise BadOption(f"bad option {_show(word)!r}: write name=value, e.g. expire=1h")
+            raise BadOption(f"bad option '{_show(word)}': write name=value, e.g. expire=1h")
         pairs.append((name, value))
     return options_from_pairs(pairs)
 

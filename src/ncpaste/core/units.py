@@ -17,10 +17,10 @@ _SIZE_UNITS = {
     "gb": 1000**3,
     "gib": 1024**3,
 }
-_SIZE_RE = re.compile(r"\s*(\d+)\s*([a-zA-Z]*)\s*")
+_SIZE_RE = re.compile(r"\s*([0-9]+)\s*([a-zA-Z]*)\s*", re.ASCII)
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DURATION_RE = re.compile(r"(\d+)([smhdw])")
+_DURATION_RE = re.compile(r"([0-9]+)([smhdw])")
 # A duration longer than this is a typo, not an intent (and keeps the
 # arithmetic far away from the 64-bit millisecond timestamps we store).
 MAX_DURATION_S = 100 * 365 * 86400
@@ -45,7 +45,7 @@ def parse_duration(text: str) -> int:
     """``30s``, ``10m``, ``1h``, ``2d``, ``1w`` (or ``1h30m``, or bare seconds) -> seconds."""
     if len(text) > MAX_UNIT_TEXT:
         raise ValueError(f"duration too long: {text[:MAX_UNIT_TEXT]!r}...")
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         seconds = int(text)
     else:
         pos = 0
@@ -69,6 +69,8 @@ def parse_seconds(text: str) -> float:
     stripped = text.strip()
     if len(stripped) > MAX_UNIT_TEXT:
         raise ValueError(f"timeout too long: {stripped[:MAX_UNIT_TEXT]!r}...")
+    if not stripped.isascii():
+        raise ValueError(f"bad timeout {text!r}: use e.g. 5, 2.5, 500ms")
     if stripped.endswith("ms") and stripped[:-2].replace(".", "", 1).isdigit():
         value = float(stripped[:-2]) / 1000
     elif stripped.replace(".", "", 1).isdigit():

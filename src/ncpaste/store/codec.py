@@ -24,8 +24,6 @@ HEADER_BYTES = _HEADER.size
 # Level 3 is zstd's default: on log text it gets most of the ratio of the
 # high levels at a fraction of their CPU, and ingest is CPU-bound.
 ZSTD_LEVEL = 3
-# A decompressed paste can never exceed this, whatever a corrupt frame claims.
-MAX_DECOMPRESSED_BYTES = 1 << 31
 
 _local = threading.local()
 
@@ -47,12 +45,16 @@ def decompress(frame: bytes | memoryview, size: int) -> bytes:
     decompressor = getattr(_local, "decompressor", None)
     if decompressor is None:
         decompressor = _local.decompressor = zstandard.ZstdDecompressor()
-    return decompressor.decompress(frame, max_output_size=min(size, MAX_DECOMPRESSED_BYTES))
+    return decompressor.decompress(frame, max_output_size=size)
 
 
 def open_body(frame: bytes | memoryview, meta: PasteMeta) -> bytes:
     """Decompress a stored frame and verify it against its metadata."""
     try:
+        # zstd trusts the size in the frame header over max_output_size, so
+        # check it first: a damaged header must not make us allocate gigabytes.
+        if zstandard.frame_content_size(frame) != meta.size:
+            raise CorruptPaste("stored paste is damaged")
         body = decompress(frame, meta.size)
     except zstandard.ZstdError:
         raise CorruptPaste("stored paste is damaged") from None
