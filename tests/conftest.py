@@ -97,6 +97,31 @@ async def nc(port: int, data: bytes, *, half_close: bool = True, chunk: int = 65
             return reply
 
 
+async def read_until_closed(stream: trio.abc.ReceiveStream) -> bytes:
+    """Everything the server sends until it closes (a reset counts as closed)."""
+    data = b""
+    with trio.fail_after(TEST_TIMEOUT_S):
+        while True:
+            try:
+                got = await stream.receive_some(65536)
+            except trio.BrokenResourceError:
+                return data
+            if not got:
+                return data
+            data += got
+
+
+def paste_blocking(port: int, body: bytes, timeout_s: float = TEST_TIMEOUT_S) -> bytes:
+    """What ``nc -N`` does, from a plain thread: send, half-close, read until close."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as sock:
+        sock.sendall(body)
+        sock.shutdown(socket.SHUT_WR)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+        return reply
+
+
 @dataclass
 class Reply:
     status: int

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, key_of
+from conftest import free_port, key_of, paste_blocking as paste
 from ncpaste import __version__
 
 # Bound on a CLI run that should exit by itself (usage errors, startup errors).
@@ -48,17 +48,6 @@ def serve_args(tmp_path: Path, *extra: str) -> list[str]:
         "serve", "--data-dir", str(tmp_path / "data"),
         "--tcp", f"127.0.0.1:{free_port()}", "--http", f"127.0.0.1:{free_port()}", *extra,
     ]
-
-
-def paste(port: int, body: bytes) -> bytes:
-    """What ``nc -N`` does: send, half-close, read the reply until close."""
-    with socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT_S) as sock:
-        sock.sendall(body)
-        sock.shutdown(socket.SHUT_WR)
-        reply = b""
-        while chunk := sock.recv(65536):
-            reply += chunk
-        return reply
 
 
 def http_get(url: str) -> tuple[int, bytes]:

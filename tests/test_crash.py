@@ -15,22 +15,12 @@ import urllib.request
 
 import pytest
 
-from conftest import free_port, wait_for_port
+from conftest import free_port, paste_blocking, wait_for_port
 
 pytestmark = pytest.mark.slow
 
 CLIENTS = 8
 ROUNDS = 3
-
-
-def _paste(port: int, body: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(body)
-        sock.shutdown(socket.SHUT_WR)
-        reply = b""
-        while chunk := sock.recv(4096):
-            reply += chunk
-        return reply
 
 
 def _get(url: str) -> bytes:
@@ -66,7 +56,7 @@ def test_kill_9_during_concurrent_pastes_loses_nothing_acknowledged(tmp_path):
                     f"r{round_no} c{seed} {rng.random():.12f} ✓\n" for _ in range(max(size // 30, 1))
                 ).encode()
                 try:
-                    reply = _paste(tcp_port, body)
+                    reply = paste_blocking(tcp_port, body)
                 except OSError:
                     continue  # refused or reset by the kill: never acknowledged
                 if reply.startswith(b"http://"):
@@ -110,7 +100,7 @@ def test_full_disk_is_a_clear_error_and_reads_go_on(tmp_path):
         for _ in range(200):
             # Random hex compresses only ~2x, so the file fills quickly.
             body = "".join(f"{rng.getrandbits(256):064x}\n" for _ in range(3000)).encode()
-            reply = _paste(tcp_port, body)
+            reply = paste_blocking(tcp_port, body)
             if reply.startswith(b"error:"):
                 refusal = reply
                 break

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import trio
 
-from conftest import TEST_TIMEOUT_S, fetch, key_of, nc
+from conftest import TEST_TIMEOUT_S, fetch, key_of, nc, read_until_closed
 
 LOG = "".join(f"line {n}: building target ✓ {n * 7}\n" for n in range(1, 200)).encode()
 
@@ -187,7 +187,7 @@ async def test_too_large_chunked_body_is_413(nursery, config, clock):
             await stream.send_all(b"400\r\n" + b"y" * 1024 + b"\r\n")
         await stream.send_all(b"0\r\n\r\n")
         await stream.send_eof()
-        answer = await _read_all(stream)
+        answer = await read_until_closed(stream)
     assert answer.startswith(b"HTTP/1.1 413 ")
     assert answer.endswith(b"error: paste too large: the limit is 1 KiB\n")
 
@@ -197,7 +197,7 @@ async def test_headers_too_large_is_431(server):
     async with stream:
         await stream.send_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40000 + b"\r\n\r\n")
         await stream.send_eof()
-        answer = await _read_all(stream)
+        answer = await read_until_closed(stream)
     assert answer.startswith(b"HTTP/1.1 431 ")
 
 
@@ -206,7 +206,7 @@ async def test_malformed_request_is_400(server):
     async with stream:
         await stream.send_all(b"THIS IS NOT HTTP\r\n\r\n")
         await stream.send_eof()
-        answer = await _read_all(stream)
+        answer = await read_until_closed(stream)
     assert answer.startswith(b"HTTP/1.1 400 ")
 
 
@@ -246,7 +246,7 @@ async def test_slow_header_client_is_timed_out_and_others_still_served(nursery, 
     assert got.body == b"still served\n"
     with trio.fail_after(5):
         for stream in idle:
-            assert await _read_all(stream) == b""  # closed by the server
+            assert await read_until_closed(stream) == b""  # closed by the server
             await stream.aclose()
 
 
@@ -260,18 +260,5 @@ async def test_expect_100_continue(server):
         assert interim.startswith(b"HTTP/1.1 100 ")
         await stream.send_all(b"hello\n")
         await stream.send_eof()
-        answer = interim + await _read_all(stream)
+        answer = interim + await read_until_closed(stream)
     assert b"HTTP/1.1 201 " in answer
-
-
-async def _read_all(stream: trio.SocketStream) -> bytes:
-    data = b""
-    with trio.fail_after(TEST_TIMEOUT_S):
-        while True:
-            try:
-                got = await stream.receive_some(65536)
-            except trio.BrokenResourceError:
-                return data
-            if not got:
-                return data
-            data += got

@@ -9,6 +9,7 @@ import pytest
 import trio
 import trio.testing
 
+from conftest import read_until_closed
 from ncpaste.core import keys
 from ncpaste.core.errors import AliasTaken, Forbidden, NotFound
 from ncpaste.net.http import HttpConnection
@@ -70,18 +71,6 @@ def service(config, clock):
     return PasteService(config, MemoryStore(clock), clock, base_url="https://paste.example.com", tcp_port=9999)
 
 
-async def _read_until_closed(stream) -> bytes:
-    data = b""
-    while True:
-        try:
-            got = await stream.receive_some(65536)
-        except trio.BrokenResourceError:
-            return data
-        if not got:
-            return data
-        data += got
-
-
 async def _netcat(service, chunks: list[bytes], *, half_close: bool, gap_s: float = 0.0) -> tuple[bytes, float]:
     client, server_side = trio.testing.memory_stream_pair()
     started = trio.current_time()
@@ -92,7 +81,7 @@ async def _netcat(service, chunks: list[bytes], *, half_close: bool, gap_s: floa
             await trio.sleep(gap_s)
         if half_close:
             await client.send_eof()
-        reply = await _read_until_closed(client)
+        reply = await read_until_closed(client)
     return reply, trio.current_time() - started
 
 
@@ -126,7 +115,7 @@ async def test_first_byte_may_come_late(service, autojump_clock):
         await trio.sleep(late)
         await client.send_all(b"finally\n")
         await client.send_eof()
-        reply = await _read_until_closed(client)
+        reply = await read_until_closed(client)
     assert reply.startswith(b"https://paste.example.com/")
 
 
@@ -151,7 +140,7 @@ async def test_trickling_client_is_cut_at_max_upload(service, autojump_clock):
                 pass
 
         nursery.start_soon(trickle)
-        reply = await _read_until_closed(client)
+        reply = await read_until_closed(client)
         nursery.cancel_scope.cancel()
     assert reply == b"error: upload took longer than 5 s: send less at a time\n"
 
@@ -179,7 +168,7 @@ async def test_http_pipelined_requests_on_memory_stream(service, autojump_clock)
         nursery.start_soon(HttpConnection(server_side, service).serve)
         request = f"GET /{key} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
         await client.send_all(request * 3 + b"GET /nope123 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        answer = await _read_until_closed(client)
+        answer = await read_until_closed(client)
     assert answer.count(b"HTTP/1.1 200 OK") == 3
     assert answer.count(b"pipelined\n") == 3
     assert answer.endswith(b"error: no such paste (it may have expired)\n")
@@ -191,7 +180,7 @@ async def test_http_keepalive_idle_connection_is_closed(service, autojump_clock)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(HttpConnection(server_side, service).serve)
         await client.send_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        answer = await _read_until_closed(client)
+        answer = await read_until_closed(client)
     assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(b"ok\n")
     assert trio.current_time() - started == pytest.approx(service.config.http_keepalive_timeout_s, abs=0.01)
 
@@ -201,7 +190,7 @@ async def test_http_body_stall_is_timed_out(service, autojump_clock):
     async with trio.open_nursery() as nursery:
         nursery.start_soon(HttpConnection(server_side, service).serve)
         await client.send_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly part")
-        answer = await _read_until_closed(client)
+        answer = await read_until_closed(client)
     assert answer.startswith(b"HTTP/1.1 408 ")
     assert answer.endswith(b"error: request body stalled for 2 s\n")
     assert service.store.pastes == {}
