@@ -179,10 +179,16 @@ class CliServer:
     tcp_port: int
     http_port: int
     data_dir: Path
+    #: The server's stdout and stderr. A file, not a pipe: nobody reads a pipe
+    #: while the test runs, and a full pipe would block the server's logging.
+    log_path: Path
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
 
     def stop(self) -> int:
         if self.proc.poll() is None:
@@ -206,15 +212,17 @@ def start_cli(data_dir: Path, *extra: str, tcp_port: int | None = None, http_por
         *extra,
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    log_path = Path(data_dir).parent / f"server-{tcp_port}.log"
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, env=env)
     try:
         wait_for_port(tcp_port)
         wait_for_port(http_port)
     except TimeoutError:
         proc.kill()
-        out, err = proc.communicate()
-        raise RuntimeError(f"server did not start: {err.decode()[-2000:]}") from None
-    return CliServer(proc, tcp_port, http_port, data_dir)
+        proc.wait()
+        raise RuntimeError(f"server did not start: {log_path.read_text()[-2000:]}") from None
+    return CliServer(proc, tcp_port, http_port, data_dir, log_path)
 
 
 @pytest.fixture

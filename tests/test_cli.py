@@ -192,7 +192,7 @@ def test_signal_exits_0_and_store_reopens(cli_server, tmp_path, signum):
 
     server.proc.send_signal(signum)
     assert server.proc.wait(timeout=SHUTDOWN_TIMEOUT_S) == 0
-    stderr = server.proc.stderr.read().decode()
+    stderr = server.log_text()
     assert "Traceback" not in stderr, stderr
     assert "ncpaste: error" not in stderr, stderr
 

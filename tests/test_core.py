@@ -239,7 +239,7 @@ def test_parse_preamble_tabs_and_runs_of_spaces_separate_options() -> None:
         (b"#!ncpaste expire", BadOption, "bad option 'expire': write name=value"),
         (b"#!ncpaste expire=", BadOption, "bad option 'expire=': write name=value"),
         (b"#!ncpaste =1h", BadOption, "unknown option ''"),
-        (b"#!ncpaste color=red", BadOption, "unknown option 'color': known options are expire, alias, burn, token"),
+        (b"#!ncpaste color=red", BadOption, "unknown option 'color': known options are expire, alias, burn, token, redact"),
         (b"#!ncpaste expire=1h expire=2h", BadOption, "option expire given twice"),
         (b"#!ncpaste burn=1 burn=0", BadOption, "option burn given twice"),
         (b"#!ncpaste expire=soon", BadOption, "bad option expire=soon: use e.g. 30s, 10m, 1h, 2d, 1w"),
@@ -283,7 +283,7 @@ def test_unknown_option_name_is_echoed_safely() -> None:
         options_from_pairs([("\u00e9\x1b[31m" + "x" * 100, "1")])
     message = caught.value.message
     assert message.startswith("unknown option '")
-    assert message.endswith("...': known options are expire, alias, burn, token")  # clipped
+    assert message.endswith("...': known options are expire, alias, burn, token, redact")  # clipped
     assert "xe9" in message and "\u00e9" not in message
     assert message.isascii() and message.isprintable()
 

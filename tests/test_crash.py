@@ -32,8 +32,8 @@ def _spawn(data_dir, tcp_port: int, http_port: int, preexec=None) -> subprocess.
     proc = subprocess.Popen(
         [sys.executable, "-m", "ncpaste", "serve", "--data-dir", str(data_dir),
          "--tcp", f"127.0.0.1:{tcp_port}", "--http", f"127.0.0.1:{http_port}",
-         "--url", f"http://127.0.0.1:{http_port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=preexec,
+         "--url", f"http://127.0.0.1:{http_port}", "--limits", "off"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=preexec,
     )
     wait_for_port(tcp_port)
     wait_for_port(http_port)

@@ -83,8 +83,8 @@ class Config:
     # Request line + headers: 16 KiB fits any real client (nginx uses 8 KiB
     # buffers) and bounds what a slowloris can make us hold.
     http_max_header_bytes: int = 16 * 1024
-    # Concurrent connections per listener; beyond this, new connections wait
-    # in the kernel backlog instead of costing memory here.
+    # Concurrent connections over all listeners; beyond this, new connections
+    # wait in the kernel backlog instead of costing memory here.
     max_connections: int = 4096
     # On SIGTERM, in-flight uploads get this long to finish.
     shutdown_grace_s: float = 5.0
@@ -92,6 +92,31 @@ class Config:
     # Pre-generated keys: enough for a burst of a few seconds of pastes.
     pool_target: int = 10_000
     pool_refill_interval_s: float = 5.0
+
+    # -- running in public (see README "Running in public") --
+    #: Per-client limits on both ports; --limits off switches them all off.
+    limits_enabled: bool = True
+    # A person or a CI job pastes a few logs a minute; 30 with a burst of 30
+    # never gets in their way and stops a script from filling the disk.
+    pastes_per_minute: int = 30
+    # Even 30 pastes a minute of 10 MiB would be 400 GiB a day; 1 GiB a day
+    # per client is generous for logs and bounds what one address can store.
+    bytes_per_day: int = 1024**3
+    # Enough for a CI runner's parallel jobs behind one NAT address.
+    connections_per_client: int = 32
+    # IPv6 clients are grouped by network: one host usually owns a whole /64.
+    ipv6_prefix: int = 64
+    # Memory bound of the limiter: least recently seen clients are forgotten.
+    max_clients_tracked: int = 100_000
+    #: CIDRs allowed / denied (deny wins); empty allow means everyone.
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+    #: A file of "allow CIDR" / "deny CIDR" lines, re-read on SIGHUP.
+    acl_file: Path | None = None
+    #: Peers whose PROXY header / X-Forwarded-For / Forwarded is believed.
+    trusted_proxies: tuple[str, ...] = ()
+    #: Mask well-known secret shapes in every paste, not only those asking redact=1.
+    redact_default: bool = False
 
     @property
     def base_url(self) -> str:
@@ -112,4 +137,13 @@ def check(config: Config) -> Config:
         )
     if config.url is not None and not config.url.startswith(("http://", "https://")):
         raise ValueError(f"--url must start with http:// or https://, got {config.url!r}")
+    if not 1 <= config.ipv6_prefix <= 128:
+        raise ValueError("--ipv6-prefix must be 1..128")
+    for flag, value in (
+        ("--pastes-per-minute", config.pastes_per_minute),
+        ("--conns-per-client", config.connections_per_client),
+        ("--max-connections", config.max_connections),
+    ):
+        if value < 1:
+            raise ValueError(f"{flag} must be at least 1")
     return config

@@ -43,6 +43,10 @@ class Forbidden(PasteError):
     reason = "forbidden"
 
 
+class Denied(Forbidden):
+    reason = "denied"
+
+
 class NotFound(PasteError):
     http_status = 404
     reason = "not_found"
@@ -79,6 +83,15 @@ class RangeNotSatisfiable(PasteError):
     def __init__(self, message: str, size: int) -> None:
         super().__init__(message)
         self.size = size
+
+
+class RateLimited(PasteError):
+    http_status = 429
+    reason = "rate_limited"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class HeadersTooLarge(PasteError):

@@ -12,12 +12,25 @@ from email.utils import formatdate
 from urllib.parse import unquote
 
 from ncpaste.core import keys
-from ncpaste.core.errors import BadRequest, MethodNotAllowed, NotFound, PasteError, RangeNotSatisfiable
+from ncpaste.core.errors import (
+    BadRequest,
+    MethodNotAllowed,
+    NotFound,
+    PasteError,
+    RangeNotSatisfiable,
+    RateLimited,
+)
 from ncpaste.core.paste import PasteMeta
 
 TEXT_PLAIN = b"text/plain; charset=utf-8"
-# Headers on every paste response: the bytes are text, never sniffed as HTML.
-SAFETY_HEADERS = [(b"x-content-type-options", b"nosniff")]
+# Headers on every response: the bytes are text, never sniffed as HTML, never
+# allowed to load or run anything, never indexed, never leaking the URL onwards.
+SAFETY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"content-security-policy", b"default-src 'none'; sandbox"),
+    (b"x-robots-tag", b"noindex, nofollow"),
+    (b"referrer-policy", b"no-referrer"),
+]
 # A Range header longer than this is not a single byte range we would honour.
 MAX_RANGE_HEADER = 100
 _RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)")
@@ -177,6 +190,8 @@ def error_response(error: PasteError) -> Response:
         extra.append((b"allow", error.allow.encode()))
     if isinstance(error, RangeNotSatisfiable):
         extra.append((b"content-range", b"bytes */%d" % error.size))
+    if isinstance(error, RateLimited):
+        extra.append((b"retry-after", b"%d" % error.retry_after_s))
     message = error.message if error.http_status != 500 or error.reason != "internal" else "internal error"
     return text_response(error.http_status, f"error: {message}\n", extra)
 
@@ -199,6 +214,7 @@ NETCAT
     alias=NAME        custom name: A-Z a-z 0-9 . _ - (3-64 characters)
     burn=1            delete after the first full read
     token=1           also print a delete token on a second line
+    redact=1          mask secrets (keys, tokens, passwords) before storing
 
 HTTP
   curl --data-binary @build.log {base_url}/

@@ -17,7 +17,7 @@ PREAMBLE_MAGIC = b"#!ncpaste"
 # we wrote, and bounding it keeps a hostile first line from being buffered.
 MAX_PREAMBLE_BYTES = 1024
 MAX_QUERY_BYTES = 2048
-OPTION_NAMES = ("expire", "alias", "burn", "token")
+OPTION_NAMES = ("expire", "alias", "burn", "token", "redact")
 
 _TRUE = {"1", "yes", "true", "on"}
 _FALSE = {"0", "no", "false", "off"}
@@ -31,6 +31,7 @@ class PasteOptions:
     alias: str | None = None
     burn: bool = False
     token: bool = False
+    redact: bool = False
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,10 @@ class PastePlan:
     alias: str | None
     burn: bool
     token: bool
+    #: Mask secrets before storing (asked for, or the server's default).
+    redact: bool = False
+    #: The client asked for redaction, so the netcat reply reports the count.
+    report_redactions: bool = False
 
 
 def _parse_bool(name: str, value: str) -> bool:
@@ -87,6 +92,7 @@ def options_from_pairs(pairs: list[tuple[str, str]]) -> PasteOptions:
         alias=values.get("alias"),  # type: ignore[arg-type]
         burn=bool(values.get("burn", False)),
         token=bool(values.get("token", False)),
+        redact=bool(values.get("redact", False)),
     )
 
 
@@ -129,7 +135,9 @@ def query_pairs(query: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def resolve(options: PasteOptions, *, default_expire_s: int, max_expire_s: int) -> PastePlan:
+def resolve(
+    options: PasteOptions, *, default_expire_s: int, max_expire_s: int, redact_default: bool = False
+) -> PastePlan:
     """Apply the server's limits. An expiry above the maximum is capped to it."""
     expire_s = options.expire_s if options.expire_s is not None else default_expire_s
     return PastePlan(
@@ -137,4 +145,6 @@ def resolve(options: PasteOptions, *, default_expire_s: int, max_expire_s: int) 
         alias=options.alias,
         burn=options.burn,
         token=options.token,
+        redact=options.redact or redact_default,
+        report_redactions=options.redact,
     )

@@ -33,6 +33,7 @@ from ncpaste.core.http import (
 from ncpaste.core.ingest import PasteBuilder
 from ncpaste.core.options import options_from_pairs, query_pairs
 from ncpaste.net.multipart import MAX_FORM_OVERHEAD_BYTES, FormPaste, boundary_of
+from ncpaste.net.guard import peer_ip_of
 from ncpaste.net.pastes import PasteService
 from ncpaste.net.streams import RECEIVE_BYTES, close_quietly, drain
 
@@ -58,11 +59,46 @@ class HttpConnection:
         self.conn = h11.Connection(
             h11.SERVER, max_incomplete_event_size=self.config.http_max_header_bytes
         )
+        self.guard = service.guard
+        self.peer = peer_ip_of(stream)
+        #: The client of every request on this connection; None behind a
+        #: trusted proxy without PROXY header (then X-Forwarded-For says).
+        self.client: str | None = self.peer
+        #: The limiter key this connection is counted under, if any.
+        self.counted: str | None = None
+        #: A refusal of the whole connection, answered to its first request.
+        self.refusal: PasteError | None = None
 
     # -- the connection loop ---------------------------------------------------
 
+    async def _admit(self) -> bool:
+        """Find out who the client is and count the connection. False: close."""
+        if self.guard.is_trusted(self.peer):
+            start = await self.guard.read_proxy_header(
+                self.stream, self.peer, timeout_s=self.config.http_header_timeout_s
+            )
+            if start is None:
+                return False
+            address, rest = start
+            self.conn.receive_data(rest)
+            proxied = address != self.peer
+            self.client = address if proxied else None
+            if not proxied:
+                return True  # clients are identified per request
+        try:
+            self.counted = self.guard.connect(self.client or self.peer)
+        except PasteError as error:
+            self.refusal = error
+        return True
+
     async def serve(self) -> None:
         try:
+            try:
+                if not await self._admit():
+                    return
+            except PasteError as error:  # a bad PROXY header: no HTTP is possible
+                log.info("http connection refused: %s", error.reason)
+                return
             first = True
             while True:
                 wait = self.config.http_header_timeout_s if first else self.config.http_keepalive_timeout_s
@@ -86,6 +122,8 @@ class HttpConnection:
         except (_Close, trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         finally:
+            if self.counted is not None:
+                self.guard.disconnect(self.counted)
             await close_quietly(self.stream)
 
     async def _finish_request(self) -> bool:
@@ -123,8 +161,12 @@ class HttpConnection:
         target = request.target.decode("ascii", "replace")
         headers = {name: value for name, value in request.headers}
         try:
+            if self.refusal is not None:
+                raise self.refusal
+            client = self.client or self.guard.forwarded_client(self.peer, list(request.headers))
+            key = self.guard.key_for(client)
             where = route(method, target)
-            await self._dispatch(method, where, headers)
+            await self._dispatch(method, where, headers, client, key)
         except PasteError as error:
             await self._try_send_error(error)
         except (_Close, trio.BrokenResourceError, trio.ClosedResourceError):
@@ -133,7 +175,9 @@ class HttpConnection:
             log.exception("internal error answering %s", method)
             await self._try_send_error(PasteError("internal error"))
 
-    async def _dispatch(self, method: str, where: Route, headers: dict[bytes, bytes]) -> None:
+    async def _dispatch(
+        self, method: str, where: Route, headers: dict[bytes, bytes], client: str, key: str
+    ) -> None:
         service = self.service
         if where.kind == "usage":
             await self._send_text(method, 200, service.usage)
@@ -145,7 +189,8 @@ class HttpConnection:
         elif where.kind == "read":
             await self._read(method, where.key or "", headers)
         elif where.kind in ("create", "put"):
-            await self._create(where, headers)
+            self.guard.check_paste(key)
+            await self._create(where, headers, client, key)
         elif where.kind == "delete":
             token = headers.get(b"x-delete-token")
             if not token:
@@ -181,7 +226,7 @@ class HttpConnection:
 
     # -- creates -------------------------------------------------------------
 
-    async def _create(self, where: Route, headers: dict[bytes, bytes]) -> None:
+    async def _create(self, where: Route, headers: dict[bytes, bytes], client: str, key: str) -> None:
         config = self.config
         pairs = query_pairs(where.query)
         if where.kind == "put":
@@ -210,7 +255,8 @@ class HttpConnection:
         options = options_from_pairs(pairs)
         _, body = builder.finish()
         plan = self.service.plan(options)
-        created, token = await self.service.create(body, plan, via="http")
+        self.guard.charge(key, len(body))
+        created, token, redacted = await self.service.create(body, plan, via="http", client=client)
         del body, builder, form
         url = self.service.url(created.key)
         await self._send(
@@ -220,6 +266,7 @@ class HttpConnection:
                 (b"location", url.encode()),
                 (b"x-delete-token", token.encode()),
                 (b"x-expires", http_date(created.expires_ms)),
+                *([(b"x-redacted", b"%d" % redacted)] if plan.redact else []),
             ],
             (url + "\n").encode(),
         )

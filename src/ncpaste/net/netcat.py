@@ -8,6 +8,7 @@ import trio
 
 from ncpaste.core.errors import EmptyPaste, PasteError, Timeout
 from ncpaste.core.ingest import PasteBuilder
+from ncpaste.net.guard import peer_ip_of
 from ncpaste.net.pastes import PasteService
 from ncpaste.net.streams import RECEIVE_BYTES, close_quietly, drain, send_quietly
 
@@ -23,13 +24,16 @@ def error_line(error: PasteError) -> bytes:
     return f"error: {message}\n".encode()
 
 
-async def receive_paste(stream: trio.abc.ReceiveStream, builder: PasteBuilder, service: PasteService) -> str:
+async def receive_paste(
+    stream: trio.abc.ReceiveStream, builder: PasteBuilder, service: PasteService, first: bytes = b""
+) -> str:
     """Feed the builder until the client half-closes or goes quiet.
 
     Returns how the paste ended: ``"fin"`` or ``"idle"``. The idle timeout is
     a gap since the last byte (each chunk resets it), not a total budget.
     """
     config = service.config
+    builder.feed(first)
     with trio.move_on_after(config.max_upload_s) as whole:
         while True:
             # Until the first byte of the body (an options line may come
@@ -50,13 +54,23 @@ async def receive_paste(stream: trio.abc.ReceiveStream, builder: PasteBuilder, s
 
 async def handle_netcat(stream: trio.SocketStream, service: PasteService) -> None:
     config = service.config
+    guard = service.guard
+    client: str | None = None
     try:
-        builder = PasteBuilder(config.max_paste_bytes, accept_preamble=True)
         try:
-            ended = await receive_paste(stream, builder, service)
+            peer = peer_ip_of(stream)
+            start = await guard.read_proxy_header(stream, peer, timeout_s=config.first_byte_timeout_s)
+            if start is None:
+                raise EmptyPaste(f"empty paste: nothing arrived within {config.first_byte_timeout_s:g} s")
+            address, first = start
+            client = guard.connect(address)
+            guard.check_paste(client)
+            builder = PasteBuilder(config.max_paste_bytes, accept_preamble=True)
+            ended = await receive_paste(stream, builder, service, first)
             options, body = builder.finish()
             plan = service.plan(options)
-            created, token = await service.create(body, plan, via=f"tcp-{ended}")
+            guard.charge(client, len(body))
+            created, token, redacted = await service.create(body, plan, via=f"tcp-{ended}", client=address)
         except PasteError as error:
             log.info("netcat paste refused: %s", error.reason)
             if await send_quietly(stream, error_line(error), timeout_s=REPLY_TIMEOUT_S):
@@ -66,8 +80,12 @@ async def handle_netcat(stream: trio.SocketStream, service: PasteService) -> Non
         reply = service.url(created.key) + "\n"
         if plan.token:
             reply += f"token: {token}\n"
+        if plan.report_redactions and redacted:
+            reply += f"redacted: {redacted}\n"
         await send_quietly(stream, reply.encode(), timeout_s=REPLY_TIMEOUT_S)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass  # the client vanished; nothing of theirs was acknowledged
     finally:
+        if client is not None:
+            guard.disconnect(client)
         await close_quietly(stream)

@@ -14,7 +14,10 @@ import trio
 from ncpaste.config import Config
 from ncpaste.core import keys, units
 from ncpaste.core.http import usage_text
+from ncpaste.core.errors import CorruptPaste
 from ncpaste.core.options import PasteOptions, PastePlan, resolve
+from ncpaste.core.redact import redact
+from ncpaste.net.guard import Guard
 from ncpaste.store import Created, NewPaste, PasteStore, StoredPaste
 from ncpaste.store import codec
 
@@ -34,9 +37,11 @@ class PasteService:
         *,
         base_url: str,
         tcp_port: int,
+        guard: Guard | None = None,
     ) -> None:
         self.config = config
         self.store = store
+        self.guard = guard or Guard(config)
         self.clock_ms = clock_ms
         self.base_url = base_url.rstrip("/")
         #: The usage page names the real URL and netcat port; built once.
@@ -57,10 +62,20 @@ class PasteService:
             options,
             default_expire_s=self.config.default_expire_s,
             max_expire_s=self.config.max_expire_s,
+            redact_default=self.config.redact_default,
         )
 
-    async def create(self, body: bytearray, plan: PastePlan, *, via: str) -> tuple[Created, str]:
-        """Compress, store durably, and return (created, delete token)."""
+    async def create(
+        self, body: bytearray | bytes, plan: PastePlan, *, via: str, client: str
+    ) -> tuple[Created, str, int]:
+        """Redact if asked, compress, store durably; return (created, delete
+        token, secrets masked)."""
+        redacted = 0
+        if plan.redact:
+            if len(body) <= INLINE_CODEC_BYTES:
+                body, redacted = redact(body)
+            else:
+                body, redacted = await trio.to_thread.run_sync(redact, body)
         if len(body) <= INLINE_CODEC_BYTES:
             frame, digest = _pack(body)
         else:
@@ -78,21 +93,27 @@ class PasteService:
             )
         )
         log.info(
-            "created key=%s via=%s size=%d stored=%d expire_s=%d burn=%d",
+            "created key=%s via=%s client=%s size=%d stored=%d expire_s=%d burn=%d redacted=%d",
             created.key,
             via,
+            client,
             len(body),
             len(frame),
             plan.expire_s,
             plan.burn,
+            redacted,
         )
-        return created, token
+        return created, token, redacted
 
     async def body(self, paste: StoredPaste) -> bytes:
         """The verified, decompressed bytes of a stored paste."""
-        if paste.meta.size <= INLINE_CODEC_BYTES:
-            return codec.open_body(paste.frame, paste.meta)
-        return await trio.to_thread.run_sync(codec.open_body, paste.frame, paste.meta)
+        try:
+            if paste.meta.size <= INLINE_CODEC_BYTES:
+                return codec.open_body(paste.frame, paste.meta)
+            return await trio.to_thread.run_sync(codec.open_body, paste.frame, paste.meta)
+        except CorruptPaste:
+            log.error("corrupt paste key=%s: checksum or frame mismatch; run 'ncpaste check'", paste.key)
+            raise
 
 
 def _pack(body: bytearray) -> tuple[bytes, bytes]:

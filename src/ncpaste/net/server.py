@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 import trio
 
 from ncpaste.config import Address, Config
+from ncpaste.net.guard import Guard
 from ncpaste.net.http import handle_http
 from ncpaste.net.netcat import handle_netcat
 from ncpaste.net.pastes import PasteService
@@ -48,6 +49,10 @@ class Running:
     def stop(self) -> None:
         """Stop accepting, let in-flight work finish within the grace, then return."""
         self._stop.set()
+
+    def reload(self) -> None:
+        """SIGHUP: re-read what can change safely (the access list file)."""
+        self.service.guard.reload()
 
 
 def raise_fd_limit() -> None:
@@ -149,20 +154,16 @@ async def serve_with_store(
     # With port 0 (tests) the URL must name the port actually bound.
     base_url = config.url or replace(config, http=Address(config.http.host, http_port)).base_url
     tcp_port = tcp[0].socket.getsockname()[1]
-    service = PasteService(config, store, clock_ms, base_url=base_url, tcp_port=tcp_port)
+    service = PasteService(config, store, clock_ms, base_url=base_url, tcp_port=tcp_port, guard=Guard(config))
     running = Running(tcp_port=tcp_port, http_port=http_port, service=service)
+    # One cap over both ports: it bounds file descriptors and memory.
+    connections = trio.CapacityLimiter(config.max_connections)
     async with trio.open_nursery() as handlers:
         async with trio.open_nursery() as acceptors:
             for listener in tcp:
-                acceptors.start_soon(
-                    _accept_loop, listener, handle_netcat, service, handlers,
-                    trio.CapacityLimiter(config.max_connections),
-                )
+                acceptors.start_soon(_accept_loop, listener, handle_netcat, service, handlers, connections)
             for listener in http:
-                acceptors.start_soon(
-                    _accept_loop, listener, handle_http, service, handlers,
-                    trio.CapacityLimiter(config.max_connections),
-                )
+                acceptors.start_soon(_accept_loop, listener, handle_http, service, handlers, connections)
             log.info(
                 "serving netcat on port %d, HTTP on port %d, URLs %s/",
                 running.tcp_port, running.http_port, service.base_url,
