@@ -106,7 +106,7 @@ async def test_reserved_and_invalid_aliases(server):
     assert (await fetch(server.http_port, "PUT", "/healthz", b"x")).status == 405
     bad = await fetch(server.http_port, "PUT", "/ab", b"x")
     assert bad.status == 400 and b"3 to 64" in bad.body
-    reserved = await fetch(server.http_port, "PUT", "/metrics", b"x")
+    reserved = await fetch(server.http_port, "PUT", "/admin", b"x")
     assert reserved.status == 400 and b"reserved" in reserved.body
 
 

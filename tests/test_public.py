@@ -245,7 +245,7 @@ async def test_corrupt_record_is_500_and_logged_never_wrong_bytes(server, caplog
     got = await fetch(server.http_port, "GET", "/" + key)
     assert got.status == 500
     assert got.body == b"error: stored paste is damaged\n"
-    assert f"corrupt paste key={key}" in caplog.text
+    assert f"paste.corrupt key={key}" in caplog.text
 
 
 async def test_logs_never_contain_bodies_or_tokens(server, caplog):
@@ -260,6 +260,6 @@ async def test_logs_never_contain_bodies_or_tokens(server, caplog):
     await fetch(server.http_port, "DELETE", "/" + key, headers={"X-Delete-Token": "wrong" + token})
     await fetch(server.http_port, "DELETE", "/" + key, headers={"X-Delete-Token": token})
     text = caplog.text
-    assert "created key=" in text
+    assert "paste.created key=" in text
     for secret in ("TOP-SECRET-BODY-MARKER", "ANOTHER-BODY-MARKER", token, http_token):
         assert secret not in text

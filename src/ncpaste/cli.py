@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
 import sys
+import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +16,7 @@ from typing import Any
 
 import trio
 
-from ncpaste import __version__
+from ncpaste import __version__, logs
 from ncpaste.config import Address, Config, check
 from ncpaste.core import units
 
@@ -91,27 +93,73 @@ SERVE_SETTINGS = (
 )
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "logfmt", "json")
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
+    def convert(text: str) -> str:
+        if text.strip().lower() not in options:
+            raise ValueError(f"use one of {', '.join(options)}, not {text!r}")
+        return text.strip().lower()
+
+    return convert
+
+
+SERVE_SETTINGS += (
+    Setting("--metrics-allow", "metrics_allow", _cidr, "CIDR", "only these may read /metrics (repeatable; default everyone)", "list"),
+    Setting("--log-level", "log_level", _choice(LOG_LEVELS), "LEVEL", "debug, info, warning or error (default info)"),
+    Setting("--log-format", "log_format", _choice(LOG_FORMATS), "FORMAT",
+            "text, logfmt or json: one line per event (default text)"),
+)
+CONFIG_ENV = "NCPASTE_CONFIG"
+# A config file is a few dozen lines; anything bigger is a mistake.
+MAX_CONFIG_FILE_BYTES = 1024 * 1024
+
+
+class ConfigError(Exception):
+    """A setting cannot be used; the message names the flag, variable or key."""
+
+
+def _add_server_flags(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--config", metavar="FILE", type=Path,
+                         help=f"TOML file with the same keys as the flags, e.g. max-size = \"10MiB\" [{CONFIG_ENV}]")
+    for setting in SERVE_SETTINGS:
+        helptext = f"{setting.help} [{setting.env}]"
+        if setting.kind == "switch":
+            command.add_argument(setting.flag, action="store_const", const="on", help=helptext)
+        elif setting.kind == "list":
+            command.add_argument(setting.flag, action="append", metavar=setting.metavar, help=helptext)
+        else:
+            command.add_argument(setting.flag, metavar=setting.metavar, help=helptext)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ncpaste", description="Terminal-native paste service: pipe text to netcat, get a URL."
     )
     parser.add_argument("--version", action="version", version=f"ncpaste {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    precedence = (
+        "Every flag can also be set as an environment variable (NCPASTE_DATA_DIR, "
+        "NCPASTE_MAX_SIZE, ...) or as a key in the --config file (data-dir, max-size, ...). "
+        "Precedence: flag > environment > file > default."
+    )
     serve = commands.add_parser(
         "serve",
         help="run the server",
         description="Run the netcat and HTTP listeners on an embedded LMDB store.",
-        epilog="Every flag can also be set as an environment variable, e.g. "
-        "NCPASTE_DATA_DIR, NCPASTE_MAX_SIZE; a flag wins over the variable.",
+        epilog=precedence,
     )
-    for setting in SERVE_SETTINGS:
-        helptext = f"{setting.help} [{setting.env}]"
-        if setting.kind == "switch":
-            serve.add_argument(setting.flag, action="store_const", const="on", help=helptext)
-        elif setting.kind == "list":
-            serve.add_argument(setting.flag, action="append", metavar=setting.metavar, help=helptext)
-        else:
-            serve.add_argument(setting.flag, metavar=setting.metavar, help=helptext)
+    _add_server_flags(serve)
+    config = commands.add_parser(
+        "config",
+        help="print the effective configuration and where each value comes from",
+        description="Print the configuration `serve` would run with, given the same flags, "
+        "environment and --config file. Secrets are masked.",
+        epilog=precedence,
+    )
+    _add_server_flags(config)
     data_dir_help = "the server's data dir (default ./data) [NCPASTE_DATA_DIR]"
     backup = commands.add_parser(
         "backup",
@@ -128,36 +176,124 @@ def _parser() -> argparse.ArgumentParser:
         "index and key pool. Safe while the server runs. Exit 0 if all is well, 1 if not.",
     )
     check.add_argument("--data-dir", type=Path, help=data_dir_help)
-    serve.add_argument("--log-level", default=os.environ.get("NCPASTE_LOG_LEVEL", "info"),
-                       choices=["debug", "info", "warning", "error"], help="default info [NCPASTE_LOG_LEVEL]")
     return parser
 
 
-def build_config(args: argparse.Namespace, environ: Mapping[str, str], parser: argparse.ArgumentParser) -> Config:
-    values: dict[str, Any] = {}
+def _file_values(path: Path | None) -> dict[str, Any]:
+    """The --config file's keys, validated against the known settings."""
+    if path is None:
+        return {}
+    try:
+        if path.stat().st_size > MAX_CONFIG_FILE_BYTES:
+            raise ConfigError(f"config file {str(path)!r} is larger than 1 MiB")
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+    known = {setting.flag.lstrip("-") for setting in SERVE_SETTINGS}
+    for key in data:
+        if key not in known:
+            raise ConfigError(
+                f"config file {str(path)!r}: unknown key {key!r} (keys are the flag names, e.g. max-size)"
+            )
+    return data
+
+
+def _file_raw(setting: Setting, value: Any) -> Any:
+    """A TOML value as the text a flag would carry (lists stay lists)."""
+    if setting.kind == "list":
+        if not isinstance(value, list):
+            value = [value]
+        return [str(item) for item in value]
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (int, float, str)):
+        return str(value)
+    raise ValueError(f"unsupported value {value!r}")
+
+
+def resolve_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> list[tuple[Setting, Any, str]]:
+    """Each setting given anywhere, as (setting, converted value, source)."""
+    config_path = args.config or (Path(environ[CONFIG_ENV]) if environ.get(CONFIG_ENV) else None)
+    from_file = _file_values(config_path)
+    resolved = []
     for setting in SERVE_SETTINGS:
-        raw = getattr(args, setting.flag.lstrip("-").replace("-", "_"))
+        key = setting.flag.lstrip("-")
+        raw = getattr(args, key.replace("-", "_"))
         source = setting.flag
         if raw is None and setting.env in environ:
             raw, source = environ[setting.env], setting.env
+        if raw is None and key in from_file:
+            source = f"{config_path}: {key}"
+            try:
+                raw = _file_raw(setting, from_file[key])
+            except ValueError as exc:
+                raise ConfigError(f"{source}: {exc}") from None
         if raw is None:
             continue
         try:
             if setting.kind == "list":
                 items = raw if isinstance(raw, list) else [x for x in raw.split(",") if x.strip()]
-                values[setting.field] = tuple(setting.convert(item) for item in items)
+                value: Any = tuple(setting.convert(item) for item in items)
             else:
-                values[setting.field] = setting.convert(raw)
+                value = setting.convert(raw)
         except ValueError as exc:
-            parser.error(f"{source}: {exc}")
+            raise ConfigError(f"{source}: {exc}") from None
+        resolved.append((setting, value, source))
+    return resolved
+
+
+def build_config(args: argparse.Namespace, environ: Mapping[str, str]) -> Config:
+    """Config from flags, environment, --config file and defaults. Raises ConfigError."""
+    values = {setting.field: value for setting, value, _ in resolve_settings(args, environ)}
     try:
         return check(Config(**values))
     except ValueError as exc:
-        parser.error(str(exc))
-        raise  # unreachable: parser.error exits
+        raise ConfigError(str(exc)) from None
 
 
-async def _serve_until_signalled(config: Config) -> None:
+# Settings whose values are secrets: `ncpaste config` masks them.
+SECRET_FIELDS: frozenset[str] = frozenset()
+
+
+def _toml_value(setting: Setting, value: Any) -> str:
+    """A value as TOML in the units a person would write, so the output of
+    `ncpaste config` is itself a valid config file."""
+    if isinstance(value, tuple):
+        return "[" + ", ".join(json.dumps(str(item)) for item in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if setting.convert is units.parse_size:
+        return json.dumps(units.format_size(value).replace(" ", "").replace("bytes", ""))
+    if setting.convert is units.parse_duration:
+        return json.dumps(units.format_duration(value))
+    if isinstance(value, (int, float)):
+        return f"{value:g}" if isinstance(value, float) else str(value)
+    return json.dumps(str(value))
+
+
+def show_config(args: argparse.Namespace, environ: Mapping[str, str]) -> str:
+    """The effective configuration as TOML, each line saying where its value came from."""
+    config = build_config(args, environ)
+    sources = {setting.field: source for setting, _, source in resolve_settings(args, environ)}
+    lines = []
+    for setting in SERVE_SETTINGS:
+        key = setting.flag.lstrip("-")
+        value = getattr(config, setting.field)
+        source = sources.get(setting.field, "default")
+        if value is None:
+            lines.append(f"# {key} is not set")
+        elif setting.field in SECRET_FIELDS and value:
+            lines.append(f'{key} = "********"  # {source}')
+        else:
+            lines.append(f"{key} = {_toml_value(setting, value)}  # {source}")
+    lines.append(f"# URLs handed out: {config.base_url}/KEY")
+    return "\n".join(lines) + "\n"
+
+
+async def _serve_until_signalled(config: Config, reread: Callable[[], Config]) -> None:
     from ncpaste.net.server import serve
 
     async with trio.open_nursery() as nursery:
@@ -170,7 +306,13 @@ async def _serve_until_signalled(config: Config) -> None:
             running = await nursery.start(serve_then_finish)
             async for signum in signals:
                 if signum == signal.SIGHUP:
-                    running.reload()
+                    try:
+                        fresh = reread()
+                    except ConfigError as exc:
+                        log.error("configuration not reloaded, keeping the running one: %s", exc)
+                        continue
+                    logs.set_level(fresh.log_level)
+                    running.reload(fresh)
                     continue
                 if running._stop.is_set():
                     log.warning("second signal: stopping now")
@@ -191,19 +333,21 @@ def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.command == "serve":
-        config = build_config(args, os.environ, parser)
-        logging.basicConfig(
-            level=args.log_level.upper(),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-            stream=sys.stderr,
-        )
+    if args.command in ("serve", "config"):
+        try:
+            config = build_config(args, os.environ)
+            if args.command == "config":
+                sys.stdout.write(show_config(args, os.environ))
+                return EXIT_OK
+        except ConfigError as exc:
+            parser.error(str(exc))
+        logs.configure(config.log_level, config.log_format)
         from ncpaste.net.server import StartupError, raise_fd_limit
 
         raise_fd_limit()
         failures: list[BaseException] = []
         try:
-            trio.run(_serve_until_signalled, config)
+            trio.run(_serve_until_signalled, config, lambda: build_config(args, os.environ))
         except* StartupError as group:
             failures.extend(_leaves(group))
         for error in failures:

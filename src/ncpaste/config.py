@@ -118,6 +118,15 @@ class Config:
     #: Mask well-known secret shapes in every paste, not only those asking redact=1.
     redact_default: bool = False
 
+    # -- operation --
+    #: CIDRs that may read /metrics; empty means everyone.
+    metrics_allow: tuple[str, ...] = ()
+    #: How often the store's size and counts are read for /metrics.
+    stats_interval_s: float = 15.0
+    log_level: str = "info"
+    #: text, logfmt or json
+    log_format: str = "text"
+
     @property
     def base_url(self) -> str:
         return (self.url or _default_url(self.http)).rstrip("/")

@@ -62,7 +62,7 @@ class ReadPlan:
     span: tuple[int, int] | None
 
 
-_STATIC_ROUTES = {"": "usage", "healthz": "healthz", "robots.txt": "robots"}
+_STATIC_ROUTES = {"": "usage", "healthz": "healthz", "robots.txt": "robots", "metrics": "metrics"}
 _READ_METHODS = "GET, HEAD"
 
 

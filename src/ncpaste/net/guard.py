@@ -72,13 +72,23 @@ class Guard:
             deny += list(from_file.deny_entries)
         return AccessList(allow, deny)
 
-    def reload(self) -> None:
-        """SIGHUP: re-read the ACL file. A bad file keeps the old list."""
+    def reload(self, config: Config | None = None) -> None:
+        """SIGHUP: take new limits, lists and trusted proxies (from ``config``
+        if given) and re-read the ACL file. A bad file keeps the old lists;
+        limiter state (who used what) is kept."""
+        previous = self.config
+        if config is not None:
+            self.config = config
         try:
-            self.acl = self._load_acl()
-            log.info("access lists reloaded")
+            acl = self._load_acl()
+            trusted = parse_cidrs(self.config.trusted_proxies)
         except (OSError, ValueError) as exc:
-            log.error("access list not reloaded, keeping the old one: %s", exc)
+            self.config = previous
+            log.error("access lists not reloaded, keeping the old ones: %s", exc)
+            return
+        self.acl, self.trusted = acl, trusted
+        self.limiter.replace_settings(_limit_settings(self.config))
+        log.info("limits and access lists reloaded")
 
     def is_trusted(self, ip: str) -> bool:
         return bool(self.trusted) and in_networks(ip, self.trusted)

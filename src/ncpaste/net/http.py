@@ -12,6 +12,7 @@ from ncpaste.core import keys
 from ncpaste.core.errors import (
     BadOption,
     BadRequest,
+    Denied,
     HeadersTooLarge,
     InvalidAlias,
     NotFound,
@@ -22,6 +23,7 @@ from ncpaste.core.errors import (
 from ncpaste.core import units
 from ncpaste.core.http import (
     ROBOTS_TXT,
+    SAFETY_HEADERS,
     TEXT_PLAIN,
     Route,
     error_response,
@@ -33,6 +35,7 @@ from ncpaste.core.http import (
 from ncpaste.core.ingest import PasteBuilder
 from ncpaste.core.options import options_from_pairs, query_pairs
 from ncpaste.net.multipart import MAX_FORM_OVERHEAD_BYTES, FormPaste, boundary_of
+from ncpaste.logs import event
 from ncpaste.net.guard import peer_ip_of
 from ncpaste.net.pastes import PasteService
 from ncpaste.net.streams import RECEIVE_BYTES, close_quietly, drain
@@ -68,6 +71,9 @@ class HttpConnection:
         self.counted: str | None = None
         #: A refusal of the whole connection, answered to its first request.
         self.refusal: PasteError | None = None
+        #: Status and body bytes of the current response, for the request log.
+        self.status = 0
+        self.sent_bytes = 0
 
     # -- the connection loop ---------------------------------------------------
 
@@ -160,20 +166,51 @@ class HttpConnection:
         method = request.method.decode("ascii", "replace")
         target = request.target.decode("ascii", "replace")
         headers = {name: value for name, value in request.headers}
+        started = trio.current_time()
+        self.status, self.sent_bytes = 0, 0
+        client = self.client or self.peer
+        where: Route | None = None
         try:
             if self.refusal is not None:
                 raise self.refusal
-            client = self.client or self.guard.forwarded_client(self.peer, list(request.headers))
+            if self.client is None:
+                client = self.guard.forwarded_client(self.peer, list(request.headers))
             key = self.guard.key_for(client)
             where = route(method, target)
             await self._dispatch(method, where, headers, client, key)
         except PasteError as error:
+            if where is not None and where.kind in ("create", "put"):
+                self.service.metrics.paste_rejected("http", error.reason)
             await self._try_send_error(error)
         except (_Close, trio.BrokenResourceError, trio.ClosedResourceError):
             raise
         except Exception:
             log.exception("internal error answering %s", method)
             await self._try_send_error(PasteError("internal error"))
+        finally:
+            self._account(where, method, client, started)
+
+    def _account(self, where: Route | None, method: str, client: str, started: float) -> None:
+        """Metrics and the one log line of a request (never its body or token)."""
+        elapsed = trio.current_time() - started
+        metrics = self.service.metrics
+        kind = where.kind if where is not None else "invalid"
+        if kind in ("create", "put"):
+            metrics.observe_request("create", elapsed)
+        elif kind == "read":
+            metrics.observe_request("read", elapsed)
+            metrics.bytes_out(self.sent_bytes)
+        event(
+            log,
+            "http.request",
+            client=client,
+            method=method,
+            route=kind,
+            key=where.key if where is not None and where.key else "-",
+            status=self.status,
+            bytes=self.sent_bytes,
+            ms=round(elapsed * 1000, 2),
+        )
 
     async def _dispatch(
         self, method: str, where: Route, headers: dict[bytes, bytes], client: str, key: str
@@ -186,6 +223,11 @@ class HttpConnection:
             await self._send_text(method, 200, "ok\n")
         elif where.kind == "robots":
             await self._send_text(method, 200, ROBOTS_TXT.decode())
+        elif where.kind == "metrics":
+            if not self.service.metrics_allowed(client):
+                raise Denied("metrics are not served to your address")
+            body, content_type = self.service.metrics.render()
+            await self._send(200, [(b"content-type", content_type), *SAFETY_HEADERS], b"" if method == "HEAD" else body)
         elif where.kind == "read":
             await self._read(method, where.key or "", headers)
         elif where.kind in ("create", "put"):
@@ -257,6 +299,7 @@ class HttpConnection:
         plan = self.service.plan(options)
         self.guard.charge(key, len(body))
         created, token, redacted = await self.service.create(body, plan, via="http", client=client)
+        self.service.metrics.paste_created("http", len(body))
         del body, builder, form
         url = self.service.url(created.key)
         await self._send(
@@ -299,6 +342,8 @@ class HttpConnection:
     async def _send(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes | memoryview) -> None:
         if not any(name == b"content-length" for name, _ in headers) and status not in (204, 304):
             headers = [*headers, (b"content-length", b"%d" % len(body))]
+        self.status = status
+        self.sent_bytes += len(body)
         head = self.conn.send(h11.Response(status_code=status, headers=headers, reason=_REASONS.get(status, b"")))
         if len(body) <= SEND_PIECE_BYTES:
             data = self.conn.send(h11.Data(data=body)) if body else b""

@@ -8,6 +8,7 @@ import trio
 
 from ncpaste.core.errors import EmptyPaste, PasteError, Timeout
 from ncpaste.core.ingest import PasteBuilder
+from ncpaste.logs import event
 from ncpaste.net.guard import peer_ip_of
 from ncpaste.net.pastes import PasteService
 from ncpaste.net.streams import RECEIVE_BYTES, close_quietly, drain, send_quietly
@@ -56,9 +57,9 @@ async def handle_netcat(stream: trio.SocketStream, service: PasteService) -> Non
     config = service.config
     guard = service.guard
     client: str | None = None
+    peer = address = peer_ip_of(stream)
     try:
         try:
-            peer = peer_ip_of(stream)
             start = await guard.read_proxy_header(stream, peer, timeout_s=config.first_byte_timeout_s)
             if start is None:
                 raise EmptyPaste(f"empty paste: nothing arrived within {config.first_byte_timeout_s:g} s")
@@ -67,12 +68,16 @@ async def handle_netcat(stream: trio.SocketStream, service: PasteService) -> Non
             guard.check_paste(client)
             builder = PasteBuilder(config.max_paste_bytes, accept_preamble=True)
             ended = await receive_paste(stream, builder, service, first)
+            input_done = trio.current_time()
             options, body = builder.finish()
             plan = service.plan(options)
             guard.charge(client, len(body))
             created, token, redacted = await service.create(body, plan, via=f"tcp-{ended}", client=address)
+            service.metrics.paste_created("tcp", len(body))
+            service.metrics.netcat_ended(ended)
         except PasteError as error:
-            log.info("netcat paste refused: %s", error.reason)
+            service.metrics.paste_rejected("tcp", error.reason)
+            event(log, "paste.refused", port="tcp", client=address if client else peer, reason=error.reason)
             if await send_quietly(stream, error_line(error), timeout_s=REPLY_TIMEOUT_S):
                 await drain(stream, timeout_s=config.drain_timeout_s, max_bytes=config.drain_max_bytes)
             return
@@ -83,6 +88,7 @@ async def handle_netcat(stream: trio.SocketStream, service: PasteService) -> Non
         if plan.report_redactions and redacted:
             reply += f"redacted: {redacted}\n"
         await send_quietly(stream, reply.encode(), timeout_s=REPLY_TIMEOUT_S)
+        service.metrics.observe_request("create", trio.current_time() - input_done)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass  # the client vanished; nothing of theirs was acknowledged
     finally:

@@ -15,9 +15,12 @@ from ncpaste.config import Config
 from ncpaste.core import keys, units
 from ncpaste.core.http import usage_text
 from ncpaste.core.errors import CorruptPaste
+from ncpaste.logs import event
 from ncpaste.core.options import PasteOptions, PastePlan, resolve
 from ncpaste.core.redact import redact
+from ncpaste.core.proxy import in_networks, parse_cidrs
 from ncpaste.net.guard import Guard
+from ncpaste.net.metrics import Metrics
 from ncpaste.store import Created, NewPaste, PasteStore, StoredPaste
 from ncpaste.store import codec
 
@@ -38,10 +41,13 @@ class PasteService:
         base_url: str,
         tcp_port: int,
         guard: Guard | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.guard = guard or Guard(config)
+        self.metrics = metrics or Metrics()
+        self._metrics_allow = parse_cidrs(config.metrics_allow)
         self.clock_ms = clock_ms
         self.base_url = base_url.rstrip("/")
         #: The usage page names the real URL and netcat port; built once.
@@ -53,6 +59,10 @@ class PasteService:
             default_expire=units.format_duration(config.default_expire_s),
             max_expire=units.format_duration(config.max_expire_s),
         )
+
+    def metrics_allowed(self, ip: str) -> bool:
+        """/metrics is open unless --metrics-allow names who may scrape it."""
+        return not self._metrics_allow or in_networks(ip, self._metrics_allow)
 
     def url(self, key: str) -> str:
         return f"{self.base_url}/{key}"
@@ -92,16 +102,18 @@ class PasteService:
                 alias=plan.alias,
             )
         )
-        log.info(
-            "created key=%s via=%s client=%s size=%d stored=%d expire_s=%d burn=%d redacted=%d",
-            created.key,
-            via,
-            client,
-            len(body),
-            len(frame),
-            plan.expire_s,
-            plan.burn,
-            redacted,
+        event(
+            log,
+            "paste.created",
+            key=created.key,
+            port=via.split("-")[0],
+            ended=via,
+            client=client,
+            size=len(body),
+            stored=len(frame),
+            expire_s=plan.expire_s,
+            burn=int(plan.burn),
+            redacted=redacted,
         )
         return created, token, redacted
 
@@ -112,7 +124,7 @@ class PasteService:
                 return codec.open_body(paste.frame, paste.meta)
             return await trio.to_thread.run_sync(codec.open_body, paste.frame, paste.meta)
         except CorruptPaste:
-            log.error("corrupt paste key=%s: checksum or frame mismatch; run 'ncpaste check'", paste.key)
+            event(log, "paste.corrupt", logging.ERROR, key=paste.key, hint="run ncpaste check")
             raise
 
 

@@ -14,6 +14,7 @@ import trio
 from ncpaste.config import Address, Config
 from ncpaste.net.guard import Guard
 from ncpaste.net.http import handle_http
+from ncpaste.net.metrics import Metrics
 from ncpaste.net.netcat import handle_netcat
 from ncpaste.net.pastes import PasteService
 from ncpaste.store import PasteStore
@@ -37,6 +38,14 @@ def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+# What SIGHUP applies in place; everything else is read once at start.
+RELOADABLE_FIELDS = frozenset({
+    "limits_enabled", "pastes_per_minute", "bytes_per_day", "connections_per_client",
+    "ipv6_prefix", "max_clients_tracked", "allow", "deny", "acl_file", "trusted_proxies",
+    "log_level",
+})
+
+
 @dataclass
 class Running:
     """What a started server exposes to its owner (the CLI, or a test)."""
@@ -50,9 +59,23 @@ class Running:
         """Stop accepting, let in-flight work finish within the grace, then return."""
         self._stop.set()
 
-    def reload(self) -> None:
-        """SIGHUP: re-read what can change safely (the access list file)."""
-        self.service.guard.reload()
+    def reload(self, config: Config | None = None) -> None:
+        """SIGHUP: apply what can change safely without dropping a connection
+        (limits, allow/deny lists and the ACL file, trusted proxies, log
+        level). Anything else that changed is named in a warning: it needs a
+        restart."""
+        guard = self.service.guard
+        if config is None:
+            guard.reload()
+            return
+        old = self.service.config
+        changed = [
+            name for name in old.__dataclass_fields__
+            if getattr(old, name) != getattr(config, name) and name not in RELOADABLE_FIELDS
+        ]
+        guard.reload(config)
+        if changed:
+            log.warning("changed settings need a restart to apply: %s", ", ".join(sorted(changed)))
 
 
 def raise_fd_limit() -> None:
@@ -88,6 +111,7 @@ async def _accept_loop(
     service: PasteService,
     handlers: trio.Nursery,
     limiter: trio.CapacityLimiter,
+    port_name: str,
 ) -> None:
     async with listener:
         while True:
@@ -105,7 +129,7 @@ async def _accept_loop(
             except BaseException:
                 limiter.release_on_behalf_of(token)
                 raise
-            handlers.start_soon(_run_handler, handler, stream, service, limiter, token)
+            handlers.start_soon(_run_handler, handler, stream, service, limiter, token, port_name)
 
 
 async def _run_handler(
@@ -114,13 +138,16 @@ async def _run_handler(
     service: PasteService,
     limiter: trio.CapacityLimiter,
     token: object,
+    port_name: str,
 ) -> None:
+    service.metrics.connection_opened(port_name)
     try:
         await handler(stream, service)
     except Exception:
         # One broken connection must never take the server down with it.
         log.exception("connection handler failed")
     finally:
+        service.metrics.connection_closed(port_name)
         limiter.release_on_behalf_of(token)
 
 
@@ -140,6 +167,7 @@ async def serve_with_store(
     store: PasteStore,
     clock_ms: Callable[[], int],
     *,
+    metrics: Metrics | None = None,
     task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve both ports on ``store`` until ``Running.stop()`` or cancellation."""
@@ -154,16 +182,18 @@ async def serve_with_store(
     # With port 0 (tests) the URL must name the port actually bound.
     base_url = config.url or replace(config, http=Address(config.http.host, http_port)).base_url
     tcp_port = tcp[0].socket.getsockname()[1]
-    service = PasteService(config, store, clock_ms, base_url=base_url, tcp_port=tcp_port, guard=Guard(config))
+    service = PasteService(
+        config, store, clock_ms, base_url=base_url, tcp_port=tcp_port, guard=Guard(config), metrics=metrics
+    )
     running = Running(tcp_port=tcp_port, http_port=http_port, service=service)
     # One cap over both ports: it bounds file descriptors and memory.
     connections = trio.CapacityLimiter(config.max_connections)
     async with trio.open_nursery() as handlers:
         async with trio.open_nursery() as acceptors:
             for listener in tcp:
-                acceptors.start_soon(_accept_loop, listener, handle_netcat, service, handlers, connections)
+                acceptors.start_soon(_accept_loop, listener, handle_netcat, service, handlers, connections, "tcp")
             for listener in http:
-                acceptors.start_soon(_accept_loop, listener, handle_http, service, handlers, connections)
+                acceptors.start_soon(_accept_loop, listener, handle_http, service, handlers, connections, "http")
             log.info(
                 "serving netcat on port %d, HTTP on port %d, URLs %s/",
                 running.tcp_port, running.http_port, service.base_url,
@@ -187,11 +217,26 @@ async def serve(
         async with trio.open_nursery() as jobs:
             store = EmbeddedStore(lmdb_store, clock_ms)
             await jobs.start(store.run)
+            metrics = Metrics()
+
+            async def sweep() -> int:
+                started = trio.current_time()
+                removed = await store.sweep_expired()
+                metrics.observe_sweep(trio.current_time() - started)
+                metrics.expired_removed(removed)
+                return removed
+
+            async def read_stats() -> int:
+                stats = await store.stats()
+                metrics.set_store_stats(stats.pastes, stats.pool_keys, stats.disk_bytes)
+                return 0
+
             jobs.start_soon(_every, config.pool_refill_interval_s, store.refill_pool, "key pool refilled")
-            jobs.start_soon(_every, config.sweep_interval_s, store.sweep_expired, "expired pastes removed")
+            jobs.start_soon(_every, config.sweep_interval_s, sweep, "expired pastes removed")
+            jobs.start_soon(_every, config.stats_interval_s, read_stats, "store stats")
 
             async def serve_then_stop_jobs(*, task_status: trio.TaskStatus[Running]) -> None:
-                await serve_with_store(config, store, clock_ms, task_status=task_status)
+                await serve_with_store(config, store, clock_ms, metrics=metrics, task_status=task_status)
                 jobs.cancel_scope.cancel()
 
             task_status.started(await jobs.start(serve_then_stop_jobs))
