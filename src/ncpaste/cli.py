@@ -19,6 +19,7 @@ import trio
 from ncpaste import __version__, logs
 from ncpaste.config import Address, Config, check
 from ncpaste.core import units
+from ncpaste.net import systemd
 
 log = logging.getLogger("ncpaste")
 
@@ -293,17 +294,30 @@ def show_config(args: argparse.Namespace, environ: Mapping[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-async def _serve_until_signalled(config: Config, reread: Callable[[], Config]) -> None:
+async def _watchdog(interval_s: float) -> None:
+    """Ping systemd's watchdog from the event loop: if the loop is stuck, the
+    pings stop and systemd restarts the service."""
+    while True:
+        systemd.notify("WATCHDOG=1")
+        await trio.sleep(interval_s)
+
+
+async def _serve_until_signalled(
+    config: Config, reread: Callable[[], Config], inherited: dict[str, list[Any]], watchdog_s: float | None
+) -> None:
     from ncpaste.net.server import serve
 
     async with trio.open_nursery() as nursery:
 
         async def serve_then_finish(*, task_status: trio.TaskStatus[Any]) -> None:
-            await serve(config, task_status=task_status)
+            await serve(config, inherited=inherited, task_status=task_status)
             nursery.cancel_scope.cancel()
 
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
             running = await nursery.start(serve_then_finish)
+            systemd.notify("READY=1\nSTATUS=serving")
+            if watchdog_s:
+                nursery.start_soon(_watchdog, watchdog_s)
             async for signum in signals:
                 if signum == signal.SIGHUP:
                     try:
@@ -319,6 +333,7 @@ async def _serve_until_signalled(config: Config, reread: Callable[[], Config]) -
                     nursery.cancel_scope.cancel()
                     return
                 log.info("received %s", signal.Signals(signum).name)
+                systemd.notify("STOPPING=1")
                 running.stop()
 
 
@@ -345,9 +360,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ncpaste.net.server import StartupError, raise_fd_limit
 
         raise_fd_limit()
+        try:
+            inherited = systemd.inherited_sockets()
+            watchdog_s = systemd.watchdog_interval_s()
+        except ValueError as exc:
+            print(f"ncpaste: error: systemd environment: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
         failures: list[BaseException] = []
         try:
-            trio.run(_serve_until_signalled, config, lambda: build_config(args, os.environ))
+            trio.run(
+                _serve_until_signalled, config, lambda: build_config(args, os.environ), inherited, watchdog_s
+            )
         except* StartupError as group:
             failures.extend(_leaves(group))
         for error in failures:

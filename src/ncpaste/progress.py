@@ -102,6 +102,15 @@ class Progress:
                 f"in {elapsed:.1f} s ({self._rate(now)})\n"
             )
 
+    def note(self, line: str) -> None:
+        """Print a message line among the progress. On a terminal it takes the
+        bar's place; the bar comes back on the next ``advance``."""
+        if self._tty and self._width:
+            self._write("\r" + " " * self._width + "\r")
+            self._width = 0
+            self._last_shown = None
+        self._write(line + "\n")
+
     def stop(self) -> None:
         """End after a failure: finish the terminal line so an error message
         starts on a fresh one; say where it stopped."""

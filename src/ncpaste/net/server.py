@@ -5,8 +5,9 @@ from __future__ import annotations
 import errno
 import logging
 import resource
+import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 import trio
@@ -162,18 +163,30 @@ async def _every(interval_s: float, job: Callable[[], Awaitable[int]], what: str
         await trio.sleep(interval_s)
 
 
+async def _listeners(
+    inherited: Mapping[str, list[socket.socket]], name: str, address: Address, what: str
+) -> list[trio.SocketListener]:
+    """Sockets handed over by systemd socket activation under ``name``, or
+    our own bound to ``address`` when started by hand."""
+    if name in inherited:
+        return [trio.SocketListener(trio.socket.from_stdlib_socket(sock)) for sock in inherited[name]]
+    return await _listen(address, what)
+
+
 async def serve_with_store(
     config: Config,
     store: PasteStore,
     clock_ms: Callable[[], int],
     *,
     metrics: Metrics | None = None,
+    inherited: Mapping[str, list[socket.socket]] | None = None,
     task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve both ports on ``store`` until ``Running.stop()`` or cancellation."""
-    tcp = await _listen(config.tcp, "netcat port")
+    inherited = inherited or {}
+    tcp = await _listeners(inherited, "netcat", config.tcp, "netcat port")
     try:
-        http = await _listen(config.http, "HTTP port")
+        http = await _listeners(inherited, "http", config.http, "HTTP port")
     except StartupError:
         for listener in tcp:
             await listener.aclose()
@@ -209,6 +222,7 @@ async def serve(
     config: Config,
     *,
     clock_ms: Callable[[], int] = wall_clock_ms,
+    inherited: Mapping[str, list[socket.socket]] | None = None,
     task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Open the embedded store, run the periodic jobs, and serve both ports."""
@@ -236,7 +250,9 @@ async def serve(
             jobs.start_soon(_every, config.stats_interval_s, read_stats, "store stats")
 
             async def serve_then_stop_jobs(*, task_status: trio.TaskStatus[Running]) -> None:
-                await serve_with_store(config, store, clock_ms, metrics=metrics, task_status=task_status)
+                await serve_with_store(
+                    config, store, clock_ms, metrics=metrics, inherited=inherited, task_status=task_status
+                )
                 jobs.cancel_scope.cancel()
 
             task_status.started(await jobs.start(serve_then_stop_jobs))
