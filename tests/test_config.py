@@ -125,3 +125,32 @@ def test_sighup_reloads_limits_from_the_config_file(cli_server, tmp_path):
     server.stop()
     log = server.log_text()
     assert "changed settings need a restart to apply: max_paste_bytes" in log
+
+
+def test_admin_commands_through_the_real_cli(cli_server, tmp_path):
+    server = cli_server("--limits", "off")
+    url = paste_blocking(server.tcp_port, b"admin me\n").decode().strip()
+    key = url.rsplit("/", 1)[1]
+    data = str(server.data_dir)
+    stats = ncpaste("stats", "--json", "--data-dir", data)
+    assert stats.returncode == 0 and json.loads(stats.stdout)["pastes"] == 1
+    got = subprocess.run([sys.executable, "-m", "ncpaste", "get", key, "--data-dir", data],
+                         capture_output=True, timeout=30)
+    assert got.returncode == 0 and got.stdout == b"admin me\n"
+    export = tmp_path / "all.jsonl"
+    assert ncpaste("export", str(export), "--data-dir", data, "-q").returncode == 0
+    assert ncpaste("delete", key, "--data-dir", data).returncode == 0
+    assert ncpaste("get", key, "--data-dir", data).returncode == 1
+    restored = ncpaste("import", str(export), "--data-dir", data, "-q")
+    assert restored.returncode == 0, restored.stderr
+    got = subprocess.run([sys.executable, "-m", "ncpaste", "get", key, "--data-dir", data],
+                         capture_output=True, timeout=30)
+    assert got.stdout == b"admin me\n"
+    # The running server sees the deletion and the re-import.
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.read() == b"admin me\n"
+    assert ncpaste("sweep", "--data-dir", data).returncode == 0
+    for command in ("stats", "get", "delete", "sweep", "export", "import", "backup", "check", "config"):
+        assert ncpaste(command, "--help").returncode == 0

@@ -83,7 +83,7 @@ EXPORT_VERSION = 1
 PASTE_FIELDS = (
     "key", "created_ms", "expires_ms", "burn", "alias",
     "token_sha256", "size", "blake2b", "body_b64",
-)  # fmt: skip
+)
 
 # Import commits this many pastes per write transaction: one fsync per batch
 # instead of per paste, while a live server waits at most one short commit
@@ -143,7 +143,7 @@ def add_commands(subparsers: Any) -> None:
         "Count the live pastes and sum their original and stored (zstd) bytes; show the key "
         "pool, the expiry index, the oldest paste, the next expiry (UTC) and the data file "
         "size. Read-only and safe while the server runs.",
-    )  # fmt: skip
+    )
     stats.add_argument("--json", action="store_true", help="one JSON object instead of text")
     quiet_flag(stats)
 
@@ -152,17 +152,17 @@ def add_commands(subparsers: Any) -> None:
         "write a paste's exact bytes to stdout (read-only; never burns)",
         "Write the paste's exact bytes to stdout. Exit 1 if there is no such live paste. "
         "A burn-after-read paste is not burnt by this. Read-only.",
-    )  # fmt: skip
+    )
     get.add_argument("key", metavar="KEY", help="the paste's key or alias")
     get.add_argument("--meta", action="store_true",
-                     help="print created, expires, size and flags instead of the bytes")  # fmt: skip
+                     help="print created, expires, size and flags instead of the bytes")
 
     delete = command(
         "delete", _delete,
         "remove a paste (no delete token needed)",
         "Remove a paste now, as an admin: no delete token needed. Exit 1 if there is no "
         "such live paste.",
-    )  # fmt: skip
+    )
     delete.add_argument("key", metavar="KEY", help="the paste's key or alias")
 
     sweep = command(
@@ -170,7 +170,7 @@ def add_commands(subparsers: Any) -> None:
         "remove expired pastes now",
         "Remove every expired paste now (the server also does this every minute) and "
         "print how many were removed.",
-    )  # fmt: skip
+    )
     quiet_flag(sweep)
 
     export = command(
@@ -180,9 +180,9 @@ def add_commands(subparsers: Any) -> None:
         "JSON Lines: a header line, one line per paste with the body in base64, an end "
         "line. One consistent snapshot, safe while the server runs. The file is as "
         "sensitive as the store: it holds every paste and link.",
-    )  # fmt: skip
+    )
     export.add_argument("file", metavar="FILE", nargs="?", default="-",
-                        help="where to write; - or nothing for stdout")  # fmt: skip
+                        help="where to write; - or nothing for stdout")
     export.add_argument("--force", action="store_true", help="replace FILE if it exists")
     quiet_flag(export)
 
@@ -195,10 +195,10 @@ def add_commands(subparsers: Any) -> None:
         "paste is never overwritten (counted as a conflict). Invalid lines are reported "
         "by line number and skipped; the rest are still imported, and the exit status "
         "is then 1. Safe while the server runs; the data dir is created if missing.",
-    )  # fmt: skip
+    )
     import_.add_argument("file", metavar="FILE", help="export file to read; - for stdin")
     import_.add_argument("--dry-run", action="store_true",
-                         help="validate and report what would happen; store nothing")  # fmt: skip
+                         help="validate and report what would happen; store nothing")
     quiet_flag(import_)
 
 
@@ -427,7 +427,7 @@ def _stats(args: argparse.Namespace, context: _Context) -> int:
         ("oldest paste", report["oldest_created"] or "-"),
         ("next expiry", report["next_expiry"] or "-"),
         ("data file", f"{file_bytes} bytes ({human_bytes(file_bytes)}), {used_bytes} in use"),
-    ]  # fmt: skip
+    ]
     for label, value in lines:
         print(f"{label + ':':<16}{value}")
     sys.stdout.flush()
@@ -711,9 +711,12 @@ def _import(args: argparse.Namespace, context: _Context) -> int:
                     if not args.dry_run:
                         progress.note(f"ncpaste: {counts.imported} pastes were imported before this failure")
                     raise
+            warning = target.growth_warning() if isinstance(target, _Writer) else None
         finally:
             target.close()
     problems.finish()
+    if warning:
+        _note(f"warning: {warning}")
     verb = "would import" if args.dry_run else "imported"
     print(
         f"{'dry run: ' if args.dry_run else ''}{verb} {counts.imported} pastes; "
@@ -945,6 +948,9 @@ class _WritableEnv:
     def close(self) -> None:
         self._env.close()
 
+    def used_bytes(self) -> int:
+        return (self._env.info()["last_pgno"] + 1) * self._env.stat()["psize"]
+
     def write(self, work: Callable[[lmdb.Transaction], Any]) -> Any:
         """Run ``work`` in one durable write transaction and return its result.
         ``work`` may run more than once: a retry follows an aborted attempt."""
@@ -978,9 +984,25 @@ class _Writer:
     def __init__(self, data_dir: Path, now_ms: int) -> None:
         self.now_ms = now_ms
         self._store = _WritableEnv(data_dir, create=True)
+        self._used_before = self._store.used_bytes()
 
     def close(self) -> None:
         self._store.close()
+
+    def growth_warning(self) -> str | None:
+        """A warning when the import grew the data past what a server already
+        running on this data dir is sure to have mapped: ``LmdbStore`` maps at
+        least INITIAL_MAP_BYTES, and at least what the data held when we
+        started (else it would already be failing). Past that, LMDB refuses
+        its transactions (MDB_MAP_RESIZED) until it adopts the new size."""
+        used_after = self._store.used_bytes()
+        if used_after <= max(INITIAL_MAP_BYTES, self._used_before):
+            return None
+        return (
+            f"the store's data grew from {human_bytes(self._used_before)} to {human_bytes(used_after)}: "
+            "a server that was already running on this data dir may fail with MDB_MAP_RESIZED "
+            "until it is restarted"
+        )
 
     def put_batch(self, batch: list[_Entry]) -> list[bool]:
         """Store a batch in one transaction; True per stored entry, False per conflict."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import trio
 
-from ncpaste import __version__, logs
+from ncpaste import __version__, admin, logs
 from ncpaste.config import Address, Config, check
 from ncpaste.core import units
 from ncpaste.net import systemd
@@ -177,6 +177,7 @@ def _parser() -> argparse.ArgumentParser:
         "index and key pool. Safe while the server runs. Exit 0 if all is well, 1 if not.",
     )
     check.add_argument("--data-dir", type=Path, help=data_dir_help)
+    admin.add_commands(commands)
     return parser
 
 
@@ -376,6 +377,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for error in failures:
             print(f"ncpaste: error: {error}", file=sys.stderr)
         return EXIT_FAILURE if failures else EXIT_OK
+    if args.command in admin.COMMANDS:
+        return admin.run(args)
     return _maintenance(args, parser)
 
 
@@ -387,16 +390,27 @@ def _maintenance(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
 
     data_dir = args.data_dir or Path(os.environ.get("NCPASTE_DATA_DIR", "./data"))
 
+    on_terminal = sys.stderr.isatty()
+
     def progress(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
+        # On a terminal the status line is redrawn in place; in a log, one line each.
+        if on_terminal:
+            sys.stderr.write("\r\x1b[K" + message)
+            sys.stderr.flush()
+        else:
+            print(message, file=sys.stderr, flush=True)
 
     try:
         if args.command == "backup":
             report = maintenance.backup(data_dir, args.dest, progress=progress)
+            if on_terminal:
+                sys.stderr.write("\n")
             print(f"backup of {report.pastes} pastes ({report.bytes} bytes) written to {report.dest}")
             return EXIT_OK
         if args.command == "check":
             checked = maintenance.check(data_dir, progress=progress)
+            if on_terminal:
+                sys.stderr.write("\n")
             for problem in checked.problems:
                 print(f"problem: {problem}")
             print(

@@ -140,7 +140,7 @@ class Progress:
     # -- rendering -------------------------------------------------------------------
 
     def _amount(self, count: float) -> str:
-        return human_bytes(count) if self.unit == "B" else str(int(count))
+        return human_bytes(count) if self.unit == "B" else str(round(count))
 
     def _rate(self, now: float) -> str:
         elapsed = now - self._started

@@ -144,8 +144,12 @@ class LmdbStore:
 
     def get(self, key: str, now_ms: int) -> StoredPaste | None:
         raw = key.encode()
-        with self._gate.reading(), self._env.begin(db=self._pastes) as txn:
-            record = txn.get(raw)  # buffers=False: a copy that outlives the txn
+        try:
+            with self._gate.reading(), self._env.begin(db=self._pastes) as txn:
+                record = txn.get(raw)  # buffers=False: a copy that outlives the txn
+        except lmdb.MapResizedError:
+            self._adopt_map_size()
+            return self.get(key, now_ms)
         return self._live(key, record, now_ms)
 
     def stats(self) -> StoreStats:
@@ -316,6 +320,8 @@ class LmdbStore:
                     return work(txn)
             except lmdb.MapFullError:
                 self._grow()
+            except lmdb.MapResizedError:
+                self._adopt_map_size()
             except lmdb.Error as exc:
                 if _is_disk_full(exc):
                     log.error("storage full: %s", exc)
@@ -326,6 +332,13 @@ class LmdbStore:
                     log.error("storage full: %s", exc)
                     raise StorageFull("storage full: the server's disk is full, try later") from None
                 raise
+
+    def _adopt_map_size(self) -> None:
+        """Another process (an admin import, a backup restore tool) grew the
+        map past ours: adopt its size (LMDB's MDB_MAP_RESIZED protocol)."""
+        with self._gate.exclusive():
+            self._env.set_mapsize(0)
+        log.info("LMDB map size adopted from another process: %d bytes", self._env.info()["map_size"])
 
     def _grow(self) -> None:
         current = self._env.info()["map_size"]
