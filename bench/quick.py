@@ -103,7 +103,7 @@ def main() -> None:
     data = Path(tempfile.mkdtemp(prefix="ncpaste-bench-"))
     server = subprocess.Popen(
         [sys.executable, "-m", "ncpaste", "serve", "--data-dir", str(data), "--tcp", f"127.0.0.1:{tcp}",
-         "--http", f"127.0.0.1:{http}", "--url", f"http://127.0.0.1:{http}", "--log-level", "warning", "--limits", "off"],
+         "--http", f"127.0.0.1:{http}", "--url", f"http://127.0.0.1:{http}", "--log-level", "warning", "--limits", "off", "--live", "off"],
     )
     try:
         for _ in range(100):

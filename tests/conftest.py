@@ -48,6 +48,10 @@ def config(tmp_path: Path) -> Config:
         data_dir=tmp_path / "data",
         tcp=Address("127.0.0.1", 0),
         http=Address("127.0.0.1", 0),
+        live=Address("127.0.0.1", 0),
+        live_idle_timeout_s=1.0,
+        live_commit_interval_s=0.05,
+        live_preamble_window_s=0.2,
         idle_timeout_s=0.3,
         first_byte_timeout_s=2.0,
         drain_timeout_s=1.0,
@@ -179,6 +183,7 @@ class CliServer:
     tcp_port: int
     http_port: int
     data_dir: Path
+    live_port: int
     #: The server's stdout and stderr. A file, not a pipe: nobody reads a pipe
     #: while the test runs, and a full pipe would block the server's logging.
     log_path: Path
@@ -200,15 +205,20 @@ class CliServer:
             return self.proc.wait()
 
 
-def start_cli(data_dir: Path, *extra: str, tcp_port: int | None = None, http_port: int | None = None) -> CliServer:
+def start_cli(
+    data_dir: Path, *extra: str, tcp_port: int | None = None, http_port: int | None = None,
+    live_port: int | None = None,
+) -> CliServer:
     tcp_port = tcp_port or free_port()
     http_port = http_port or free_port()
+    live_port = live_port or free_port()
     args = [
         sys.executable, "-m", "ncpaste", "serve",
         "--data-dir", str(data_dir),
         "--tcp", f"127.0.0.1:{tcp_port}",
         "--http", f"127.0.0.1:{http_port}",
         "--url", f"http://127.0.0.1:{http_port}",
+        "--live", f"127.0.0.1:{live_port}",
         *extra,
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -222,7 +232,7 @@ def start_cli(data_dir: Path, *extra: str, tcp_port: int | None = None, http_por
         proc.kill()
         proc.wait()
         raise RuntimeError(f"server did not start: {log_path.read_text()[-2000:]}") from None
-    return CliServer(proc, tcp_port, http_port, data_dir, log_path)
+    return CliServer(proc, tcp_port, http_port, data_dir, live_port, log_path)
 
 
 @pytest.fixture

@@ -46,7 +46,8 @@ def serve_args(tmp_path: Path, *extra: str) -> list[str]:
     to fail does not grab a public port or write to the working directory."""
     return [
         "serve", "--data-dir", str(tmp_path / "data"),
-        "--tcp", f"127.0.0.1:{free_port()}", "--http", f"127.0.0.1:{free_port()}", *extra,
+        "--tcp", f"127.0.0.1:{free_port()}", "--http", f"127.0.0.1:{free_port()}",
+        "--live", f"127.0.0.1:{free_port()}", *extra,
     ]
 
 
@@ -150,7 +151,7 @@ def test_port_in_use_exits_1_with_one_clear_line(tmp_path, which):
         done = ncpaste(
             "serve", "--data-dir", str(tmp_path / "data"),
             "--tcp", f"127.0.0.1:{ports['--tcp']}", "--http", f"127.0.0.1:{ports['--http']}",
-            cwd=tmp_path,
+            "--live", "off", cwd=tmp_path,
         )
     assert done.returncode == 1, done.stderr
     line = assert_one_error_line(done.stderr)
@@ -165,7 +166,7 @@ def test_unusable_data_dir_exits_1_with_one_clear_line(tmp_path):
     done = ncpaste(
         "serve", "--data-dir", str(data_dir),
         "--tcp", f"127.0.0.1:{free_port()}", "--http", f"127.0.0.1:{free_port()}",
-        cwd=tmp_path,
+        "--live", "off", cwd=tmp_path,
     )
     assert done.returncode == 1, done.stderr
     line = assert_one_error_line(done.stderr)

@@ -32,7 +32,7 @@ def _spawn(data_dir, tcp_port: int, http_port: int, preexec=None) -> subprocess.
     proc = subprocess.Popen(
         [sys.executable, "-m", "ncpaste", "serve", "--data-dir", str(data_dir),
          "--tcp", f"127.0.0.1:{tcp_port}", "--http", f"127.0.0.1:{http_port}",
-         "--url", f"http://127.0.0.1:{http_port}", "--limits", "off"],
+         "--url", f"http://127.0.0.1:{http_port}", "--limits", "off", "--live", "off"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=preexec,
     )
     wait_for_port(tcp_port)
@@ -117,3 +117,49 @@ def test_full_disk_is_a_clear_error_and_reads_go_on(tmp_path):
     finally:
         proc.terminate()
         assert proc.wait(timeout=15) == 0
+
+
+def test_kill_9_during_a_live_paste_keeps_what_readers_saw(tmp_path):
+    """Readers are shown committed bytes only: after a crash, everything a
+    reader saw is served, marked incomplete."""
+    tcp_port, http_port, live_port = free_port(), free_port(), free_port()
+
+    def spawn() -> subprocess.Popen:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ncpaste", "serve", "--data-dir", str(tmp_path / "data"),
+             "--tcp", f"127.0.0.1:{tcp_port}", "--http", f"127.0.0.1:{http_port}",
+             "--live", f"127.0.0.1:{live_port}", "--url", f"http://127.0.0.1:{http_port}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(live_port)
+        wait_for_port(http_port)
+        return proc
+
+    proc = spawn()
+    writer = socket.create_connection(("127.0.0.1", live_port), timeout=10)
+    url = b""
+    while not url.endswith(b"\n"):
+        url += writer.recv(1)
+    key = url.decode().strip().rsplit("/", 1)[1]
+    shown = b""
+    with socket.create_connection(("127.0.0.1", http_port), timeout=10) as reader:
+        reader.sendall(f"GET /{key} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        for n in range(5):
+            writer.sendall(b"progress %d\n" % n)
+            deadline = time.monotonic() + 5
+            while (b"progress %d\n" % n) not in shown and time.monotonic() < deadline:
+                shown += reader.recv(65536)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    writer.close()
+    seen = b"".join(b"progress %d\n" % n for n in range(5))
+    assert all(b"progress %d\n" % n in shown for n in range(5))  # each in its own chunk
+
+    proc = spawn()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/{key}", timeout=10) as response:
+            assert response.headers["X-Paste-State"] == "incomplete"
+            assert response.read().startswith(seen)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)

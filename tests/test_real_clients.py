@@ -319,3 +319,22 @@ def test_three_mib_round_trip(cli_server, tmp_path, client):
     got = get(url)
     assert len(got) == len(big)
     assert got == big
+
+
+def test_live_port_with_real_nc_and_curl_following(cli_server):
+    """`job | nc -N HOST 9998` prints the URL first; `curl -N URL` follows
+    the log and exits when the job ends."""
+
+    server = cli_server("--limits", "off")
+    job = subprocess.Popen(
+        ["bash", "-c", f"for i in 1 2 3; do echo step $i; sleep 0.4; done | nc -N 127.0.0.1 {server.live_port}"],
+        stdout=subprocess.PIPE,
+    )
+    url = job.stdout.readline().decode().strip()
+    assert re.fullmatch(rf"http://127\.0\.0\.1:{server.http_port}/[A-Za-z0-9]+", url), url
+    follower = subprocess.run(["curl", "-sN", url], capture_output=True, timeout=30)
+    assert follower.returncode == 0
+    assert follower.stdout == b"step 1\nstep 2\nstep 3\n"
+    assert job.wait(timeout=30) == 0
+    done = subprocess.run(["curl", "-si", url], capture_output=True, timeout=30).stdout
+    assert b"x-paste-state: complete" in done.lower()

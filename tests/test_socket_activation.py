@@ -48,7 +48,7 @@ def test_socket_activated_server_notifies_and_serves(tmp_path):
                 "-E", f"NOTIFY_SOCKET={notify_path}", "-E", "WATCHDOG_USEC=400000",
                 sys.executable, "-m", "ncpaste", "serve", "--data-dir", str(tmp_path / "data"),
                 # Bind addresses that would fail: the inherited sockets must be used instead.
-                "--tcp", "192.0.2.1:1", "--http", "192.0.2.1:2",
+                "--tcp", "192.0.2.1:1", "--http", "192.0.2.1:2", "--live", "off",
                 "--url", f"http://127.0.0.1:{http_port}",
             ],
             env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "server.log", "wb"),

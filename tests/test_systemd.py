@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 UNIT_DIR = REPO / "systemd"
 SERVICE = UNIT_DIR / "ncpaste.service"
 # The names the server looks its listeners up by (FileDescriptorName=).
-LISTENER_NAMES = {"netcat", "http"}
+LISTENER_NAMES = {"netcat", "http", "live"}
 # "OK" in systemd-analyze security's scale (0 safest ... 10 most exposed);
 # above it the verdict becomes "MEDIUM".
 MAX_EXPOSURE = 2.0

@@ -457,6 +457,8 @@ def _get(args: argparse.Namespace, context: _Context) -> int:
         print(f"stored:   {len(record) - codec.HEADER_BYTES} bytes (zstd)")
         print(f"flags:    {', '.join(flags) or 'none'}", flush=True)
         return EXIT_OK
+    if meta.is_open:
+        raise AdminError("that paste is still being written (live): read it with curl to follow it")
     body = codec.open_body(codec.record_frame(record), meta)  # CorruptPaste: never wrong bytes
     out = sys.stdout.buffer
     out.write(body)
@@ -579,8 +581,8 @@ def _export_line(raw: memoryview, record: memoryview, now_ms: int) -> bytes | st
         meta = codec.decode_meta(record)
     except (ValueError, struct.error):
         return "unreadable header"
-    if meta.expires_ms <= now_ms:
-        return None
+    if meta.expires_ms <= now_ms or meta.is_open:
+        return None  # expired, or a live paste still being written: not exported
     try:
         body = codec.open_body(codec.record_frame(record), meta)
     except PasteError:

@@ -73,6 +73,13 @@ SERVE_SETTINGS = (
     Setting("--data-dir", "data_dir", Path, "DIR", "where the LMDB store lives (created if missing; default ./data)"),
     Setting("--tcp", "tcp", Address.parse, "HOST:PORT", "netcat listener HOST:PORT (default 0.0.0.0:9999)"),
     Setting("--http", "http", Address.parse, "HOST:PORT", "HTTP listener HOST:PORT (default 0.0.0.0:8080)"),
+    Setting("--live", "live", lambda text: None if text.strip().lower() == "off" else Address.parse(text),
+            "HOST:PORT|off", "live listener: URL first, readers follow (default 0.0.0.0:9998)"),
+    Setting("--live-idle-timeout", "live_idle_timeout_s", units.parse_seconds, "SECONDS",
+            "live: a paste without -N ends after this long without a byte (default 300)"),
+    Setting("--live-max-open", "live_max_open_s", lambda t: float(units.parse_duration(t)), "DURATION",
+            "live: the longest a paste may stay open (default 6h)"),
+    Setting("--live-per-client", "live_per_client", _int, "N", "live pastes open at once per client (default 4)"),
     Setting("--url", "url", str, "URL", "URL prefix printed to clients (default http://HOSTNAME:HTTPPORT)"),
     Setting("--max-size", "max_paste_bytes", units.parse_size, "SIZE", "largest paste: 100000, 512KiB, 10MiB (default 10MiB)"),
     Setting("--default-expire", "default_expire_s", units.parse_duration, "DURATION", "expiry when none is asked for (default 7d)"),
@@ -285,7 +292,9 @@ def show_config(args: argparse.Namespace, environ: Mapping[str, str]) -> str:
         key = setting.flag.lstrip("-")
         value = getattr(config, setting.field)
         source = sources.get(setting.field, "default")
-        if value is None:
+        if value is None and setting.field == "live":
+            lines.append(f'{key} = "off"  # {source}')
+        elif value is None:
             lines.append(f"# {key} is not set")
         elif setting.field in SECRET_FIELDS and value:
             lines.append(f'{key} = "********"  # {source}')

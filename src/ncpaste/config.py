@@ -49,6 +49,8 @@ class Config:
     data_dir: Path = Path("./data")
     tcp: Address = field(default_factory=lambda: Address("0.0.0.0", 9999))
     http: Address = field(default_factory=lambda: Address("0.0.0.0", 8080))
+    #: The live port (URL first, readers follow); None switches it off.
+    live: Address | None = field(default_factory=lambda: Address("0.0.0.0", 9998))
     #: Prefix of every URL handed out; None means derived from ``http``.
     url: str | None = None
     # 10 MiB holds the longest CI logs we have seen while keeping one upload's
@@ -92,6 +94,20 @@ class Config:
     # Pre-generated keys: enough for a burst of a few seconds of pastes.
     pool_target: int = 10_000
     pool_refill_interval_s: float = 5.0
+
+    # -- live pastes --
+    # A CI job may go quiet for minutes (a long compile, a test that sleeps);
+    # plain `nc` never half-closes, so this gap is what ends its paste.
+    live_idle_timeout_s: float = 300.0
+    # The longest a live paste may stay open; a bounded hold on a connection.
+    live_max_open_s: float = 6 * 3600.0
+    live_per_client: int = 4
+    # After connecting, a writer has this long to send a #!ncpaste line
+    # before its URL is sent with the default options.
+    live_preamble_window_s: float = 0.5
+    # Readers see committed bytes only, so this is also their delay; 0.5 s
+    # feels live and costs one small fsync per open paste per interval.
+    live_commit_interval_s: float = 0.5
 
     # -- running in public (see README "Running in public") --
     #: Per-client limits on both ports; --limits off switches them all off.

@@ -155,8 +155,11 @@ def plan_read(
         (b"cache-control", cache),
         (b"accept-ranges", b"bytes"),
         (b"x-expires", http_date(meta.expires_ms)),
+        (b"x-paste-state", meta.state.encode()),
         *SAFETY_HEADERS,
     ]
+    if meta.truncated:
+        headers.append((b"x-paste-truncated", b"size-limit"))
     if if_none_match is not None and not meta.burn and _etag_matches(if_none_match, etag):
         return ReadPlan(304, headers, None)
     size = meta.size
@@ -170,6 +173,18 @@ def plan_read(
             headers.append((b"content-range", b"bytes %d-%d/%d" % (span[0], span[1] - 1, size)))
     headers.append((b"content-length", b"%d" % (span[1] - span[0])))
     return ReadPlan(status, headers, None if method == "HEAD" else span)
+
+
+def live_headers() -> list[tuple[bytes, bytes]]:
+    """A followed live paste: no length (chunked), never cached, and a hint
+    to buffering proxies (nginx) to pass each piece on at once."""
+    return [
+        (b"content-type", TEXT_PLAIN),
+        (b"cache-control", b"no-store"),
+        (b"x-paste-state", b"open"),
+        (b"x-accel-buffering", b"no"),
+        *SAFETY_HEADERS,
+    ]
 
 
 def text_response(status: int, text: str, extra: list[tuple[bytes, bytes]] | None = None) -> Response:
@@ -196,7 +211,25 @@ def error_response(error: PasteError) -> Response:
     return text_response(error.http_status, f"error: {message}\n", extra)
 
 
-def usage_text(base_url: str, tcp_host: str, tcp_port: int, *, max_size: str, default_expire: str, max_expire: str) -> str:
+def usage_text(
+    base_url: str,
+    tcp_host: str,
+    tcp_port: int,
+    *,
+    max_size: str,
+    default_expire: str,
+    max_expire: str,
+    live_port: int | None = None,
+) -> str:
+    live = (
+        f"""
+LIVE (URL first, then follow the log while it is written)
+  ./long-job.sh 2>&1 | nc -N {tcp_host} {live_port}
+  curl -N {base_url}/KEY                              # follows until the job ends
+"""
+        if live_port
+        else ""
+    )
     return f"""ncpaste: pipe text in, get a URL out.
 
   $ make test 2>&1 | nc {tcp_host} {tcp_port}
@@ -226,7 +259,7 @@ HTTP
   curl -X DELETE -H 'X-Delete-Token: TOKEN' {base_url}/KEY
 
   A create answers 201 with the URL; headers X-Delete-Token and X-Expires.
-
+{live}
 LIMITS
   Text only (UTF-8, no NUL bytes), at most {max_size} a paste.
 """

@@ -28,10 +28,48 @@ class PasteBuilder:
         self._in_preamble = accept_preamble
         self._preamble = bytearray()
         self._decoder = codecs.getincrementaldecoder("utf-8")()
+        # What drain() has handed out already (for a live paste the body is
+        # not kept in memory); offsets and line numbers count it.
+        self._drained_bytes = 0
+        self._drained_lines = 0
 
     @property
     def size(self) -> int:
-        return len(self.body)
+        return self._drained_bytes + len(self.body)
+
+    @property
+    def in_preamble(self) -> bool:
+        return self._in_preamble
+
+    def drain(self) -> bytes:
+        """Take the body validated so far out of the builder (live pastes
+        stream it to the store instead of holding it all)."""
+        taken = bytes(self.body)
+        self._drained_bytes += len(taken)
+        self._drained_lines += taken.count(b"\n")
+        self.body.clear()
+        return taken
+
+    def end_preamble(self) -> None:
+        """No more options line can come: what was held back as a possible
+        options line is parsed as one, or becomes body."""
+        if self._in_preamble:
+            pending = bytes(self._preamble)
+            self._in_preamble = False
+            self._preamble.clear()
+            if pending.startswith(PREAMBLE_MAGIC):
+                self.options = parse_preamble(pending.rstrip(b"\r"))
+            else:
+                self._feed_body(pending)
+
+    def check_end(self) -> None:
+        """The sender is done: a character cut off at the end is not text."""
+        try:
+            self._decoder.decode(b"", final=True)
+        except UnicodeDecodeError as exc:
+            raise self._not_text(
+                "invalid UTF-8 (truncated character)", self.size - (exc.end - exc.start)
+            ) from None
 
     def feed(self, chunk: bytes | bytearray | memoryview) -> None:
         """Add received bytes. Raises TooLarge, NotText or BadOption."""
@@ -47,19 +85,9 @@ class PasteBuilder:
 
     def finish(self) -> tuple[PasteOptions, bytearray]:
         """The sender is done: return the options and the validated body."""
-        if self._in_preamble:
-            pending = bytes(self._preamble)
-            self._in_preamble = False
-            self._preamble.clear()
-            if pending.startswith(PREAMBLE_MAGIC):
-                self.options = parse_preamble(pending.rstrip(b"\r"))
-            else:
-                self._feed_body(pending)
-        try:
-            self._decoder.decode(b"", final=True)
-        except UnicodeDecodeError as exc:
-            raise self._not_text("invalid UTF-8 (truncated character)", len(self.body) - (exc.end - exc.start)) from None
-        if not self.body:
+        self.end_preamble()
+        self.check_end()
+        if not self.size:
             raise EmptyPaste("empty paste: nothing was received")
         return self.options, self.body
 
@@ -93,7 +121,7 @@ class PasteBuilder:
         return rest
 
     def _feed_body(self, chunk: bytes | bytearray) -> None:
-        start = len(self.body)
+        start = self.size
         if start + len(chunk) > self.max_bytes:
             raise TooLarge(f"paste too large: the limit is {units.format_size(self.max_bytes)}")
         nul = chunk.find(b"\0")
@@ -109,7 +137,8 @@ class PasteBuilder:
             raise self._not_text("invalid UTF-8", start - held_back + exc.start) from None
 
     def _not_text(self, what: str, offset: int) -> NotText:
-        line = self.body.count(b"\n", 0, offset) + 1
+        within = max(offset - self._drained_bytes, 0)
+        line = self._drained_lines + self.body.count(b"\n", 0, within) + 1
         return NotText(
             f"not text: {what} at byte {offset} (line {line}); ncpaste stores UTF-8 text only"
         )

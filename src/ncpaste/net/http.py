@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from http import HTTPStatus
 
 import h11
@@ -28,6 +29,7 @@ from ncpaste.core.http import (
     Route,
     error_response,
     http_date,
+    live_headers,
     plan_read,
     route,
     text_response,
@@ -37,7 +39,9 @@ from ncpaste.core.options import options_from_pairs, query_pairs
 from ncpaste.net.multipart import MAX_FORM_OVERHEAD_BYTES, FormPaste, boundary_of
 from ncpaste.logs import event
 from ncpaste.net.guard import peer_ip_of
+from ncpaste.net.live import stream_to_reader
 from ncpaste.net.pastes import PasteService
+from ncpaste.store import StoredPaste
 from ncpaste.net.streams import RECEIVE_BYTES, close_quietly, drain
 
 log = logging.getLogger(__name__)
@@ -249,6 +253,9 @@ class HttpConnection:
             paste = await store.take(key)  # of concurrent readers, one wins
         if paste is None:
             raise NotFound("no such paste (it may have expired)")
+        if paste.meta.is_open:
+            await self._read_open(method, paste, headers)
+            return
         inm = headers.get(b"if-none-match")
         rng = headers.get(b"range")
         plan = plan_read(
@@ -265,6 +272,43 @@ class HttpConnection:
         start, end = plan.span
         view = memoryview(body)[start:end] if (start, end) != (0, len(body)) else body
         await self._send(plan.status, plan.headers, view)
+
+    async def _read_open(self, method: str, paste: StoredPaste, headers: dict[bytes, bytes]) -> None:
+        """A live paste still being written. GET follows it (chunked, until
+        the writer ends); HEAD and Range answer from what is committed now."""
+        live = self.service.live.open.get(paste.key)
+        rng = headers.get(b"range")
+        if method == "GET" and rng is None and live is not None:
+            self.status = 200
+            await self._send_raw(
+                self.conn.send(h11.Response(status_code=200, headers=live_headers(), reason=b"OK"))
+            )
+
+            async def send(piece: bytes) -> None:
+                self.sent_bytes += len(piece)
+                for start in range(0, len(piece), SEND_PIECE_BYTES):
+                    data = self.conn.send(h11.Data(data=piece[start : start + SEND_PIECE_BYTES]))
+                    await self._send_raw(data)
+
+            await stream_to_reader(send, live, self.service, paste)
+            await self._send_raw(self.conn.send(h11.EndOfMessage()))
+            return
+        body = await self.service.store.read_live(paste.key)
+        snapshot = replace(paste.meta, size=len(body))
+        plan = plan_read(
+            method,
+            snapshot,
+            self.service.clock_ms(),
+            if_none_match=None,
+            range_header=rng.decode("latin-1") if rng is not None else None,
+        )
+        plan_headers = [(n, v) for n, v in plan.headers if n not in (b"etag", b"cache-control")]
+        plan_headers.append((b"cache-control", b"no-store"))
+        if plan.span is None:
+            await self._send(plan.status, plan_headers, b"")
+            return
+        start, end = plan.span
+        await self._send(plan.status, plan_headers, body[start:end])
 
     # -- creates -------------------------------------------------------------
 

@@ -40,6 +40,7 @@ class PasteService:
         *,
         base_url: str,
         tcp_port: int,
+        live_port: int | None = None,
         guard: Guard | None = None,
         metrics: Metrics | None = None,
     ) -> None:
@@ -47,6 +48,9 @@ class PasteService:
         self.store = store
         self.guard = guard or Guard(config)
         self.metrics = metrics or Metrics()
+        from ncpaste.net.live import LiveRegistry  # live.py builds on this module
+
+        self.live = LiveRegistry()
         self._metrics_allow = parse_cidrs(config.metrics_allow)
         self.clock_ms = clock_ms
         self.base_url = base_url.rstrip("/")
@@ -58,6 +62,7 @@ class PasteService:
             max_size=units.format_size(config.max_paste_bytes),
             default_expire=units.format_duration(config.default_expire_s),
             max_expire=units.format_duration(config.max_expire_s),
+            live_port=live_port,
         )
 
     def metrics_allowed(self, ip: str) -> bool:

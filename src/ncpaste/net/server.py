@@ -15,6 +15,7 @@ import trio
 from ncpaste.config import Address, Config
 from ncpaste.net.guard import Guard
 from ncpaste.net.http import handle_http
+from ncpaste.net.live import handle_live
 from ncpaste.net.metrics import Metrics
 from ncpaste.net.netcat import handle_netcat
 from ncpaste.net.pastes import PasteService
@@ -54,6 +55,7 @@ class Running:
     tcp_port: int
     http_port: int
     service: PasteService
+    live_port: int | None = None
     _stop: trio.Event = field(default_factory=trio.Event)
 
     def stop(self) -> None:
@@ -191,14 +193,24 @@ async def serve_with_store(
         for listener in tcp:
             await listener.aclose()
         raise
+    live: list[trio.SocketListener] = []
+    if config.live is not None or "live" in inherited:
+        try:
+            live = await _listeners(inherited, "live", config.live or Address("0.0.0.0", 9998), "live port")
+        except StartupError:
+            for listener in tcp + http:
+                await listener.aclose()
+            raise
     http_port = http[0].socket.getsockname()[1]
     # With port 0 (tests) the URL must name the port actually bound.
     base_url = config.url or replace(config, http=Address(config.http.host, http_port)).base_url
     tcp_port = tcp[0].socket.getsockname()[1]
+    live_port = live[0].socket.getsockname()[1] if live else None
     service = PasteService(
-        config, store, clock_ms, base_url=base_url, tcp_port=tcp_port, guard=Guard(config), metrics=metrics
+        config, store, clock_ms, base_url=base_url, tcp_port=tcp_port, live_port=live_port,
+        guard=Guard(config), metrics=metrics,
     )
-    running = Running(tcp_port=tcp_port, http_port=http_port, service=service)
+    running = Running(tcp_port=tcp_port, http_port=http_port, service=service, live_port=live_port)
     # One cap over both ports: it bounds file descriptors and memory.
     connections = trio.CapacityLimiter(config.max_connections)
     async with trio.open_nursery() as handlers:
@@ -207,9 +219,11 @@ async def serve_with_store(
                 acceptors.start_soon(_accept_loop, listener, handle_netcat, service, handlers, connections, "tcp")
             for listener in http:
                 acceptors.start_soon(_accept_loop, listener, handle_http, service, handlers, connections, "http")
+            for listener in live:
+                acceptors.start_soon(_accept_loop, listener, handle_live, service, handlers, connections, "live")
             log.info(
-                "serving netcat on port %d, HTTP on port %d, URLs %s/",
-                running.tcp_port, running.http_port, service.base_url,
+                "serving netcat on port %d, HTTP on port %d, live on %s, URLs %s/",
+                running.tcp_port, running.http_port, running.live_port or "off", service.base_url,
             )
             task_status.started(running)
             await running._stop.wait()
@@ -231,6 +245,9 @@ async def serve(
         async with trio.open_nursery() as jobs:
             store = EmbeddedStore(lmdb_store, clock_ms)
             await jobs.start(store.run)
+            recovered = await store.recover_live()
+            if recovered:
+                log.warning("%d live pastes were left open by a crash: kept, marked incomplete", recovered)
             metrics = Metrics()
 
             async def sweep() -> int:

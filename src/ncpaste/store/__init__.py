@@ -25,6 +25,9 @@ class NewPaste:
     expire_s: int
     burn: bool = False
     alias: str | None = None
+    #: > 0: a live paste, open for at most this long; its bytes come later
+    #: through append_live and it expires ``expire_s`` after finish_live.
+    live_hold_s: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +85,24 @@ class PasteStore(Protocol):
         ...
 
     async def stats(self) -> StoreStats: ...
+
+    # -- live pastes: created open, filled in groups, finished once --
+
+    async def append_live(self, key: str, seq: int, data: bytes, size: int) -> None:
+        """Durably add group ``seq`` (raw bytes) of an open paste whose total is now ``size``."""
+        ...
+
+    async def read_live(self, key: str) -> bytes:
+        """Everything committed so far of an open paste."""
+        ...
+
+    async def finish_live(self, key: str, *, incomplete: bool, truncated: bool) -> None:
+        """Close an open paste: one frame, its final size and checksum; expiry starts now."""
+        ...
+
+    async def recover_live(self) -> int:
+        """At start: close pastes left open by a crash as incomplete; returns how many."""
+        ...
 
     async def ping(self) -> None:
         """Raise StorageUnavailable if the store does not answer."""

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import trio
 
 from ncpaste.core.errors import PasteError
+from ncpaste.core.paste import FLAG_INCOMPLETE, FLAG_TRUNCATED
+from ncpaste.store import codec
 from ncpaste.store import Created, NewPaste, StoredPaste, StoreStats
 from ncpaste.store.lmdb_store import LmdbStore
 
@@ -119,6 +121,23 @@ class EmbeddedStore:
             total += added
             if added < REFILL_BATCH:
                 return total
+
+    async def append_live(self, key: str, seq: int, data: bytes, size: int) -> None:
+        frame = await trio.to_thread.run_sync(codec.compress, data)
+        await self._in_writer(self._store.append_live, key, seq, frame, size)
+
+    async def read_live(self, key: str) -> bytes:
+        return await trio.to_thread.run_sync(self._store.read_live, key)
+
+    async def finish_live(self, key: str, *, incomplete: bool, truncated: bool) -> None:
+        flags = (FLAG_INCOMPLETE if incomplete else 0) | (FLAG_TRUNCATED if truncated else 0)
+        await self._in_writer(self._store.finish_live, key, flags, self._clock_ms())
+
+    async def recover_live(self) -> int:
+        left_open = await trio.to_thread.run_sync(self._store.open_live_keys)
+        for key in left_open:
+            await self._in_writer(self._store.finish_live, key, FLAG_INCOMPLETE, self._clock_ms())
+        return len(left_open)
 
     async def stats(self) -> StoreStats:
         return await trio.to_thread.run_sync(self._store.stats)

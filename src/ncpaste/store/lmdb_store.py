@@ -35,12 +35,18 @@ from ncpaste.core.errors import (
     StorageUnavailable,
 )
 from ncpaste.store import Created, NewPaste, StoredPaste, StoreStats
-from ncpaste.core.paste import FLAG_ALIAS, FLAG_BURN, PasteMeta
+from ncpaste.core.paste import FLAG_ALIAS, FLAG_BURN, FLAG_OPEN, PasteMeta
+from ncpaste.store import codec
 from ncpaste.store.codec import decode_meta, encode_record, record_frame
 
 log = logging.getLogger(__name__)
 
 _EXPIRY = struct.Struct(">Q")
+# Live groups: key + NUL + 8-byte big-endian group number (0 is the marker).
+_LIVE_SUFFIX = 9
+# One live group holds at most what arrives in one commit interval; the size
+# limit of a paste bounds it in any case.
+MAX_LIVE_GROUP_BYTES = 1 << 31
 # Start small (the file is sparse anyway) and double when full.
 INITIAL_MAP_BYTES = 1 << 30
 # Address space is plentiful on 64-bit; this only stops a runaway loop.
@@ -124,7 +130,7 @@ class LmdbStore:
         self._env = lmdb.open(
             str(self.path),
             map_size=max(INITIAL_MAP_BYTES, 2 * existing),
-            max_dbs=4,
+            max_dbs=8,
             max_readers=MAX_READERS,
             subdir=True,
             sync=True,
@@ -136,6 +142,10 @@ class LmdbStore:
         self._pastes = self._env.open_db(b"pastes", create=not readonly)
         self._expiry = self._env.open_db(b"expiry", create=not readonly)
         self._pool = self._env.open_db(b"pool", create=not readonly)
+        try:
+            self._live_db = self._env.open_db(b"live", create=not readonly)
+        except lmdb.NotFoundError:  # read-only view of a store that never had a live paste
+            self._live_db = None
 
     def close(self) -> None:
         self._env.close()
@@ -284,10 +294,106 @@ class LmdbStore:
             raw = self._key_from_pool(txn)
         flags = (FLAG_BURN if item.burn else 0) | (FLAG_ALIAS if item.alias else 0)
         expires_ms = now_ms + item.expire_s * 1000
+        if item.live_hold_s:
+            # Open: never swept while it may still be written; group 0 is a
+            # marker that carries the asked expiry (for crash recovery).
+            flags |= FLAG_OPEN
+            expires_ms += item.live_hold_s * 1000
+            txn.put(_live_key(raw, 0), _EXPIRY.pack(item.expire_s), db=self._live_db)
         meta = PasteMeta(now_ms, expires_ms, item.size, item.checksum, item.token_hash, flags)
         txn.put(raw, encode_record(meta, item.frame), db=self._pastes)
         txn.put(_EXPIRY.pack(expires_ms) + raw, b"", db=self._expiry)
         return Created(raw.decode(), now_ms, expires_ms)
+
+    # -- live pastes ---------------------------------------------------------
+
+    def append_live(self, key: str, seq: int, frame: bytes, size: int) -> None:
+        """Store group ``seq`` (a zstd frame) of an open paste; its size is now ``size``."""
+
+        def work(txn: lmdb.Transaction) -> None:
+            raw = key.encode()
+            record = txn.get(raw, db=self._pastes)
+            if record is None or not decode_meta(record).is_open:
+                raise NotFound("the live paste is gone (deleted)")
+            meta = decode_meta(record)
+            grown = PasteMeta(meta.created_ms, meta.expires_ms, size, meta.checksum, meta.token_hash, meta.flags)
+            txn.put(raw, encode_record(grown, b""), db=self._pastes)
+            txn.put(_live_key(raw, seq), frame, db=self._live_db)
+
+        self._write(work)
+
+    def read_live(self, key: str) -> bytes:
+        """The committed bytes of an open paste, in order."""
+        raw = key.encode()
+        if self._live_db is None:
+            return b""
+        with self._gate.reading(), self._env.begin(db=self._live_db) as txn:
+            frames = [bytes(value) for _, value in self._live_groups(txn, raw)]
+        return b"".join(codec.decompress(frame, MAX_LIVE_GROUP_BYTES) for frame in frames)
+
+    def finish_live(self, key: str, flags: int, now_ms: int) -> PasteMeta | None:
+        """Turn an open paste's groups into one frame; expiry counts from now."""
+
+        def work(txn: lmdb.Transaction) -> PasteMeta | None:
+            raw = key.encode()
+            record = txn.get(raw, db=self._pastes)
+            if record is None or not decode_meta(record).is_open:
+                return None
+            meta = decode_meta(record)
+            groups = list(self._live_groups(txn, raw))
+            marker = txn.get(_live_key(raw, 0), db=self._live_db)
+            expire_s = _EXPIRY.unpack(marker)[0] if marker and len(marker) == _EXPIRY.size else 0
+            body = b"".join(codec.decompress(bytes(frame), MAX_LIVE_GROUP_BYTES) for _, frame in groups)
+            final = PasteMeta(
+                meta.created_ms,
+                now_ms + expire_s * 1000,
+                len(body),
+                codec.checksum(body),
+                meta.token_hash,
+                (meta.flags & ~FLAG_OPEN) | flags,
+            )
+            txn.put(raw, encode_record(final, codec.compress(body)), db=self._pastes)
+            txn.delete(_EXPIRY.pack(meta.expires_ms) + raw, db=self._expiry)
+            txn.put(_EXPIRY.pack(final.expires_ms) + raw, b"", db=self._expiry)
+            self._drop_live(txn, raw)
+            return final
+
+        return self._write(work)
+
+    def open_live_keys(self) -> list[str]:
+        """Keys of pastes left open (a crash): one marker each in the live db."""
+        keys_found: list[str] = []
+        if self._live_db is None:
+            return keys_found
+        with self._gate.reading(), self._env.begin(db=self._live_db) as txn:
+            cursor = txn.cursor()
+            if cursor.first():
+                while True:
+                    name = bytes(cursor.key()[: -_LIVE_SUFFIX])
+                    keys_found.append(name.decode())
+                    # Jump past every group of this paste.
+                    if not cursor.set_range(name + b"\x01"):
+                        break
+        return keys_found
+
+    def _live_groups(self, txn: lmdb.Transaction, raw: bytes):  # type: ignore[no-untyped-def]
+        """(seq, frame) of the data groups (seq >= 1) of one open paste."""
+        cursor = txn.cursor(db=self._live_db)
+        if not cursor.set_range(_live_key(raw, 1)):
+            return
+        prefix = raw + b"\x00"
+        for name, value in cursor:
+            if not name.startswith(prefix) or len(name) != len(prefix) + 8:
+                break
+            yield struct.unpack(">Q", name[-8:])[0], value
+
+    def _drop_live(self, txn: lmdb.Transaction, raw: bytes) -> None:
+        cursor = txn.cursor(db=self._live_db)
+        prefix = raw + b"\x00"
+        if cursor.set_range(prefix):
+            while cursor.key().startswith(prefix) and len(cursor.key()) == len(prefix) + 8:
+                if not cursor.delete():
+                    break
 
     def _key_from_pool(self, txn: lmdb.Transaction) -> bytes:
         cursor = txn.cursor(db=self._pool)
@@ -310,6 +416,8 @@ class LmdbStore:
     def _remove(self, txn: lmdb.Transaction, raw: bytes, meta: PasteMeta) -> None:
         txn.delete(raw, db=self._pastes)
         txn.delete(_EXPIRY.pack(meta.expires_ms) + raw, db=self._expiry)
+        if meta.is_open:
+            self._drop_live(txn, raw)
 
     def _write(self, work: Callable[[lmdb.Transaction], object]):  # type: ignore[no-untyped-def]
         """Run ``work`` in a write transaction and commit durably. Grows the
@@ -348,3 +456,7 @@ class LmdbStore:
             self._env.set_mapsize(current * 2)
         log.info("LMDB map grown from %d to %d bytes", current, current * 2)
 
+
+
+def _live_key(raw: bytes, seq: int) -> bytes:
+    return raw + b"\x00" + struct.pack(">Q", seq)

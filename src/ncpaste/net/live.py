@@ -1,0 +1,315 @@
+"""Live pastes: the URL first, then the log as it is written.
+
+A writer connects to the live port and gets its URL at once; what it sends is
+validated, committed to the store in small groups (at least every
+``live_commit_interval_s``), and handed to readers who follow the paste with
+``curl URL`` (chunked, ending when the writer ends). Readers are fed only
+committed bytes, so nothing a reader was shown can be lost in a crash.
+
+Memory per open paste is the uncommitted bytes (one commit interval's worth)
+plus a small tail of committed bytes for readers that keep up; a reader that
+falls behind the tail reads the committed groups from the store instead. A
+slow reader never slows the writer or other readers: the writer never waits
+for anyone, and each reader pulls at its own pace.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import trio
+
+from ncpaste.core import keys
+from ncpaste.core.errors import BadOption, PasteError, RateLimited, TooLarge
+from ncpaste.core.ingest import PasteBuilder
+from ncpaste.logs import event
+from ncpaste.net.guard import peer_ip_of
+from ncpaste.net.netcat import REPLY_TIMEOUT_S, error_line
+from ncpaste.net.streams import RECEIVE_BYTES, close_quietly, drain, send_quietly
+from ncpaste.store import NewPaste, StoredPaste
+
+if TYPE_CHECKING:
+    from ncpaste.net.pastes import PasteService
+
+log = logging.getLogger(__name__)
+
+# Committed bytes kept in memory per open paste for readers that keep up.
+LIVE_TAIL_BYTES = 256 * 1024
+# Commit before the interval when this much is waiting: bounds the memory
+# of a fast writer and the size of one group.
+COMMIT_GROUP_BYTES = 256 * 1024
+# Finishing a paste (one zstd frame of up to --max-size) after the writer is
+# gone, also during shutdown: bounded so a stuck disk cannot hang the exit.
+FINISH_TIMEOUT_S = 30.0
+_NO_CHECKSUM = b"\0" * 16
+
+
+@dataclass(eq=False)
+class LivePaste:
+    """One open paste, shared by its writer and its readers."""
+
+    key: str
+    #: Bytes received and validated but not yet durable.
+    pending: bytearray = field(default_factory=bytearray)
+    #: Bytes durable in the store (what readers may be shown).
+    committed: int = 0
+    #: The newest committed bytes: [tail_start, committed).
+    tail: bytearray = field(default_factory=bytearray)
+    tail_start: int = 0
+    closed: bool = False
+    incomplete: bool = False
+    truncated: bool = False
+    readers: int = 0
+    _changed: trio.Event = field(default_factory=trio.Event)
+    commit_wanted: trio.Event = field(default_factory=trio.Event)
+
+    @property
+    def size(self) -> int:
+        return self.committed + len(self.pending)
+
+    def add(self, data: bytes) -> None:
+        self.pending += data
+        if len(self.pending) >= COMMIT_GROUP_BYTES:
+            self.commit_wanted.set()
+
+    def on_commit(self, data: bytes) -> None:
+        del self.pending[: len(data)]
+        self.tail += data
+        self.committed += len(data)
+        excess = len(self.tail) - LIVE_TAIL_BYTES
+        if excess > 0:
+            del self.tail[:excess]
+            self.tail_start += excess
+        self._wake()
+
+    def close(self, *, incomplete: bool, truncated: bool) -> None:
+        self.closed, self.incomplete, self.truncated = True, incomplete, truncated
+        self._wake()
+
+    def from_memory(self, position: int) -> bytes | None:
+        """Committed bytes from ``position`` if still in memory, else None."""
+        if position < self.tail_start:
+            return None
+        return bytes(self.tail[position - self.tail_start :])
+
+    async def changed(self) -> None:
+        await self._changed.wait()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+
+class LiveRegistry:
+    """The open pastes of this process, and how many each client holds."""
+
+    def __init__(self) -> None:
+        self.open: dict[str, LivePaste] = {}
+        self._per_client: dict[str, int] = {}
+
+    def begin(self, client: str, limit: int) -> None:
+        held = self._per_client.get(client, 0)
+        if held >= limit:
+            raise RateLimited(
+                f"rate limited: your address has {held} live pastes open already, retry when one ends", 60
+            )
+        self._per_client[client] = held + 1
+
+    def end(self, client: str) -> None:
+        left = self._per_client.get(client, 1) - 1
+        if left > 0:
+            self._per_client[client] = left
+        else:
+            self._per_client.pop(client, None)
+
+
+async def _read_options(stream: trio.abc.ReceiveStream, builder: PasteBuilder, window_s: float) -> None:
+    """Give the client a short window to send a ``#!ncpaste`` line first."""
+    with trio.move_on_after(window_s):
+        while builder.in_preamble:
+            data = await stream.receive_some(RECEIVE_BYTES)
+            if not data:
+                break
+            builder.feed(data)
+    builder.end_preamble()
+
+
+async def handle_live(stream: trio.SocketStream, service: PasteService) -> None:
+    config = service.config
+    guard, metrics, registry = service.guard, service.metrics, service.live
+    peer = address = peer_ip_of(stream)
+    counted: str | None = None
+    held_by: str | None = None
+    try:
+        try:
+            start = await guard.read_proxy_header(stream, peer, timeout_s=config.live_preamble_window_s)
+            address, first = start if start is not None else (peer, b"")
+            counted = guard.connect(address)
+            builder = PasteBuilder(config.max_paste_bytes, accept_preamble=True)
+            builder.feed(first)
+            if builder.in_preamble:
+                await _read_options(stream, builder, config.live_preamble_window_s)
+            options = builder.options
+            if options.burn:
+                raise BadOption("burn=1 is not available for live pastes: use the netcat port")
+            guard.check_paste(counted)
+            registry.begin(counted, config.live_per_client)
+            held_by = counted
+            guard.charge(counted, 0)
+            plan = service.plan(options)
+            token = keys.new_token()
+            created = await service.store.create(
+                NewPaste(
+                    frame=b"",
+                    size=0,
+                    checksum=_NO_CHECKSUM,
+                    token_hash=keys.token_hash(token),
+                    expire_s=plan.expire_s,
+                    alias=plan.alias,
+                    live_hold_s=int(config.live_max_open_s) + 60,
+                )
+            )
+        except PasteError as error:
+            metrics.paste_rejected("live", error.reason)
+            event(log, "paste.refused", port="live", client=address, reason=error.reason)
+            if await send_quietly(stream, error_line(error), timeout_s=REPLY_TIMEOUT_S):
+                await drain(stream, timeout_s=config.drain_timeout_s, max_bytes=config.drain_max_bytes)
+            return
+        reply = service.url(created.key) + "\n" + (f"token: {token}\n" if plan.token else "")
+        await send_quietly(stream, reply.encode(), timeout_s=REPLY_TIMEOUT_S)
+        await _follow_writer(stream, service, builder, created.key, address)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    finally:
+        if held_by is not None:
+            registry.end(held_by)
+        if counted is not None:
+            guard.disconnect(counted)
+        await close_quietly(stream)
+
+
+async def _follow_writer(
+    stream: trio.SocketStream, service: PasteService, builder: PasteBuilder, key: str, client: str
+) -> None:
+    """Receive until FIN / idle / limit, committing in groups; then finish."""
+    config, store, metrics = service.config, service.store, service.metrics
+    paste = LivePaste(key)
+    service.live.open[key] = paste
+    metrics.live_opened()
+    seq = 1
+    ended = "incomplete"
+
+    async def commit() -> None:
+        nonlocal seq
+        data = bytes(paste.pending)
+        if data:
+            await store.append_live(key, seq, data, paste.committed + len(data))
+            seq += 1
+            paste.on_commit(data)
+
+    async def committer() -> None:
+        while True:
+            with trio.move_on_after(config.live_commit_interval_s):
+                await paste.commit_wanted.wait()
+            paste.commit_wanted = trio.Event()
+            await commit()
+
+    error: PasteError | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(committer)
+            paste.add(builder.drain())
+            try:
+                ended = await _receive(stream, builder, paste, config)
+            except PasteError as exc:
+                error, ended = exc, "truncated"
+            nursery.cancel_scope.cancel()
+    finally:
+        with trio.CancelScope(shield=True), trio.move_on_after(FINISH_TIMEOUT_S):
+            try:
+                await commit()
+            except PasteError:
+                pass
+            incomplete = ended == "incomplete"
+            truncated = ended == "truncated"
+            await store.finish_live(key, incomplete=incomplete, truncated=truncated)
+            paste.close(incomplete=incomplete, truncated=truncated)
+            service.live.open.pop(key, None)
+            metrics.live_closed()
+            if not incomplete:
+                metrics.paste_created("live", paste.committed)
+            event(log, "paste.created", key=key, port="live", ended=ended, client=client, size=paste.committed)
+    if error is not None:
+        message = error_line(error).decode().rstrip("\n")
+        if isinstance(error, TooLarge):
+            message += "; the paste is kept up to there"
+        if await send_quietly(stream, (message + "\n").encode(), timeout_s=REPLY_TIMEOUT_S):
+            await drain(stream, timeout_s=config.drain_timeout_s, max_bytes=config.drain_max_bytes)
+
+
+async def _receive(stream: trio.abc.ReceiveStream, builder: PasteBuilder, paste: LivePaste, config) -> str:  # type: ignore[no-untyped-def]
+    """How the stream ended: ``fin``, ``idle`` or ``incomplete`` (writer
+    vanished or the paste stayed open too long); raises at the size limit or
+    on bytes that are not text (what came before is kept)."""
+    with trio.move_on_after(config.live_max_open_s):
+        while True:
+            with trio.move_on_after(config.live_idle_timeout_s) as quiet:
+                try:
+                    data = await stream.receive_some(RECEIVE_BYTES)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    return "incomplete"
+            if quiet.cancelled_caught:
+                return "idle"
+            if not data:
+                builder.check_end()
+                return "fin"
+            room = config.max_paste_bytes - builder.size
+            try:
+                builder.feed(data[:room] if len(data) > room else data)
+            finally:
+                paste.add(builder.drain())
+            if len(data) > room:
+                raise TooLarge(f"paste too large: the limit is {_size(config.max_paste_bytes)}")
+    return "incomplete"
+
+
+def _size(n: int) -> str:
+    from ncpaste.core import units
+
+    return units.format_size(n)
+
+
+async def stream_to_reader(send, paste: LivePaste, service: PasteService, stored: StoredPaste) -> None:  # type: ignore[no-untyped-def]
+    """Feed one reader everything committed, then each new group, until the
+    writer ends. ``send(bytes)`` sends one piece (with its own timeout)."""
+    position = 0
+    paste.readers += 1
+    service.metrics.readers_changed(1)
+    try:
+        while True:
+            if position < paste.committed:
+                piece = paste.from_memory(position)
+                if piece is None:  # fell behind the tail: read from the store
+                    piece = (await _committed(service, paste))[position : paste.committed]
+                if piece:
+                    await send(piece)
+                    position += len(piece)
+                continue
+            if paste.closed:
+                return
+            await paste.changed()
+    finally:
+        paste.readers -= 1
+        service.metrics.readers_changed(-1)
+
+
+async def _committed(service: PasteService, paste: LivePaste) -> bytes:
+    """The committed bytes from the store: the groups while open, the final
+    frame once finished."""
+    data = await service.store.read_live(paste.key)
+    if len(data) >= paste.committed or not paste.closed:
+        return data
+    stored = await service.store.get(paste.key)
+    return await service.body(stored) if stored is not None else data
