@@ -520,8 +520,8 @@ def test_open_body_detects_tampered_content_size() -> None:
     frame = codec.compress(BODY)
     # Frame header: magic, descriptor 0x60 (single segment, 2-byte content
     # size), 2 bytes of size, then the blocks. Rewrite it to claim 2**62 bytes.
-    assert frame[4] == 0x60
-    claims_huge = frame[:4] + bytes([0xE0]) + (2**62).to_bytes(8, "little") + frame[7:]
+    assert frame[4] & ~0x04 == 0x60  # bit 2: the frame carries its checksum
+    claims_huge = frame[:4] + bytes([0xE0 | (frame[4] & 0x04)]) + (2**62).to_bytes(8, "little") + frame[7:]
     corrupt(claims_huge, meta_for(BODY))
 
 

@@ -6,6 +6,7 @@ the answer. Nothing here touches a socket or the store.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from email.utils import formatdate
@@ -95,7 +96,8 @@ def route(method: str, target: str) -> Route:
 
 
 def http_date(ms: int) -> bytes:
-    return formatdate(ms / 1000, usegmt=True).encode()
+    """RFC 9110 date; whole seconds, so the cache hits across requests."""
+    return _cached_http_date(ms - ms % 1000)
 
 
 def parse_range(value: str, size: int) -> tuple[int, int] | None:
@@ -139,11 +141,54 @@ def _etag_matches(header: str, etag: str) -> bool:
     return False
 
 
+ENCODINGS = ("zstd", "gzip")
+# An Accept-Encoding header longer than this is not worth parsing.
+MAX_ACCEPT_ENCODING = 256
+
+
+def choose_encoding(accept_encoding: str | None) -> str | None:
+    """The content coding to answer with: zstd (the stored frame, sent as is)
+    if the client takes it, else gzip, else None (identity). RFC 9110 12.5.3."""
+    if not accept_encoding or len(accept_encoding) > MAX_ACCEPT_ENCODING:
+        return None
+    accepted = set()
+    for item in accept_encoding.lower().split(","):
+        name, _, params = item.strip().partition(";")
+        q = params.strip()
+        if q.startswith("q="):
+            try:
+                if float(q[2:]) <= 0:
+                    continue
+            except ValueError:
+                continue
+        accepted.add(name.strip())
+    for coding in ENCODINGS:
+        if coding in accepted:
+            return coding
+    return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_http_date(ms: int) -> bytes:
+    return formatdate(ms / 1000, usegmt=True).encode()
+
+
 def plan_read(
-    method: str, meta: PasteMeta, now_ms: int, *, if_none_match: str | None, range_header: str | None
+    method: str,
+    meta: PasteMeta,
+    now_ms: int,
+    *,
+    if_none_match: str | None,
+    range_header: str | None,
+    encoding: str | None = None,
+    encoded_size: int = 0,
 ) -> ReadPlan:
-    """Decide the answer to GET/HEAD of a live paste."""
-    etag = meta.etag()
+    """Decide the answer to GET/HEAD of a stored paste. With ``encoding``
+    (zstd or gzip, of ``encoded_size`` bytes) the body is that coding of the
+    paste; a Range request is always answered from the plain bytes."""
+    if range_header is not None:
+        encoding = None
+    etag = meta.etag() if encoding is None else '"%s-%s"' % (meta.checksum.hex(), encoding)
     if meta.burn:
         cache = b"no-store"
     else:
@@ -156,13 +201,16 @@ def plan_read(
         (b"accept-ranges", b"bytes"),
         (b"x-expires", http_date(meta.expires_ms)),
         (b"x-paste-state", meta.state.encode()),
+        (b"vary", b"accept-encoding"),
         *SAFETY_HEADERS,
     ]
     if meta.truncated:
         headers.append((b"x-paste-truncated", b"size-limit"))
+    if encoding is not None:
+        headers.append((b"content-encoding", encoding.encode()))
     if if_none_match is not None and not meta.burn and _etag_matches(if_none_match, etag):
         return ReadPlan(304, headers, None)
-    size = meta.size
+    size = meta.size if encoding is None else encoded_size
     span = (0, size)
     status = 200
     if range_header is not None and not meta.burn:

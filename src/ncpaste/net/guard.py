@@ -31,6 +31,9 @@ from ncpaste.net.streams import RECEIVE_BYTES
 
 log = logging.getLogger(__name__)
 
+# Addresses whose ACL verdict and limiter key are remembered between requests.
+MAX_PERMITTED_REMEMBERED = 10_000
+
 _REFUSALS = {
     "pastes": "rate limited: too many pastes from your address",
     "bytes": "rate limited: your address pasted too many bytes today",
@@ -61,6 +64,7 @@ class Guard:
         self.limiter = ClientLimiter(_limit_settings(config))
         self.trusted = parse_cidrs(config.trusted_proxies)
         self.acl = self._load_acl()
+        self._permitted: dict[str, str] = {}
 
     def _load_acl(self) -> AccessList:
         """--allow/--deny plus the --acl-file's lines."""
@@ -87,6 +91,7 @@ class Guard:
             log.error("access lists not reloaded, keeping the old ones: %s", exc)
             return
         self.acl, self.trusted = acl, trusted
+        self._permitted = {}
         self.limiter.replace_settings(_limit_settings(self.config))
         log.info("limits and access lists reloaded")
 
@@ -94,10 +99,19 @@ class Guard:
         return bool(self.trusted) and in_networks(ip, self.trusted)
 
     def key_for(self, ip: str) -> str:
-        """The ACL check plus the limiter's key for this client."""
+        """The ACL check plus the limiter's key for this client. Permitted
+        addresses are remembered (parsing an address costs more than the rest
+        of a cached read); the memory is cleared on reload and when full."""
+        key = self._permitted.get(ip)
+        if key is not None:
+            return key
         if not self.acl.permits(ip):
             raise Denied("your address may not use this service")
-        return client_key(ip, v6_prefix=self.config.ipv6_prefix)
+        key = client_key(ip, v6_prefix=self.config.ipv6_prefix)
+        if len(self._permitted) >= MAX_PERMITTED_REMEMBERED:
+            self._permitted.clear()
+        self._permitted[ip] = key
+        return key
 
     def connect(self, ip: str) -> str:
         """Check the ACL and count a connection against its client; returns

@@ -29,6 +29,7 @@ from ncpaste.core.http import (
     Route,
     error_response,
     http_date,
+    choose_encoding,
     live_headers,
     plan_read,
     route,
@@ -39,6 +40,7 @@ from ncpaste.core.options import options_from_pairs, query_pairs
 from ncpaste.net.multipart import MAX_FORM_OVERHEAD_BYTES, FormPaste, boundary_of
 from ncpaste.logs import event
 from ncpaste.net.guard import peer_ip_of
+from ncpaste.net.hot import HotPaste
 from ncpaste.net.live import stream_to_reader
 from ncpaste.net.pastes import PasteService
 from ncpaste.store import StoredPaste
@@ -258,20 +260,42 @@ class HttpConnection:
             return
         inm = headers.get(b"if-none-match")
         rng = headers.get(b"range")
+        accept = headers.get(b"accept-encoding")
+        encoding = choose_encoding(accept.decode("latin-1")) if accept is not None and rng is None else None
+        hot = None if paste.meta.burn else self.service.hot.get(paste.key, paste.meta.checksum)
+        payload: bytes | memoryview = b""
+        if encoding == "zstd":
+            payload = paste.frame  # the stored frame, sent as is
+        elif encoding == "gzip":
+            if hot is None:
+                hot = await self._hot(paste)
+            payload = hot.gzip()
         plan = plan_read(
             method,
             paste.meta,
             self.service.clock_ms(),
             if_none_match=inm.decode("latin-1") if inm is not None else None,
             range_header=rng.decode("latin-1") if rng is not None else None,
+            encoding=encoding,
+            encoded_size=len(payload),
         )
         if plan.span is None:
             await self._send(plan.status, plan.headers, b"")
             return
-        body = await self.service.body(paste)
+        if encoding is None:
+            if hot is None:
+                hot = await self._hot(paste)
+            payload = hot.body
         start, end = plan.span
-        view = memoryview(body)[start:end] if (start, end) != (0, len(body)) else body
+        view = memoryview(payload)[start:end] if (start, end) != (0, len(payload)) else payload
         await self._send(plan.status, plan.headers, view)
+
+    async def _hot(self, paste: StoredPaste):  # type: ignore[no-untyped-def]
+        """The verified plain bytes, from the hot cache or decompressed now."""
+        body = await self.service.body(paste)
+        if paste.meta.burn:
+            return HotPaste(paste.meta.checksum, body)
+        return self.service.hot.put(paste.key, paste.meta.checksum, body)
 
     async def _read_open(self, method: str, paste: StoredPaste, headers: dict[bytes, bytes]) -> None:
         """A live paste still being written. GET follows it (chunked, until

@@ -20,6 +20,7 @@ from ncpaste.core.options import PasteOptions, PastePlan, resolve
 from ncpaste.core.redact import redact
 from ncpaste.core.proxy import in_networks, parse_cidrs
 from ncpaste.net.guard import Guard
+from ncpaste.net.hot import HotCache
 from ncpaste.net.metrics import Metrics
 from ncpaste.store import Created, NewPaste, PasteStore, StoredPaste
 from ncpaste.store import codec
@@ -50,6 +51,7 @@ class PasteService:
         self.metrics = metrics or Metrics()
         from ncpaste.net.live import LiveRegistry  # live.py builds on this module
 
+        self.hot = HotCache()
         self.live = LiveRegistry()
         self._metrics_allow = parse_cidrs(config.metrics_allow)
         self.clock_ms = clock_ms
