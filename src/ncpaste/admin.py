@@ -66,6 +66,7 @@ from ncpaste.store.maintenance import (
     POOL_DB,
     open_readonly,
 )
+from ncpaste.store.maintenance import shown_key as _shown
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +106,6 @@ SWEEP_BATCH = 2000
 # Per-line import reports (invalid lines, conflicts) listed on stderr before
 # the rest are only counted: enough to see the pattern, never a flood.
 MAX_LINES_REPORTED = 1000
-# Longest key prefix echoed in a report (keys and aliases are at most 64).
-MAX_SHOWN_KEY_BYTES = 80
 # LMDB's compile-time key limit (MDB_MAXKEYSIZE); longer keys cannot exist.
 MAX_LMDB_KEY_BYTES = 511
 # Largest value of the signed 64-bit time fields in a record header.
@@ -305,18 +304,6 @@ def iso_utc(ms: int) -> str:
     except (OverflowError, ValueError, OSError):
         return f"{ms} ms since the epoch"  # beyond datetime's years 1..9999
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _shown(raw: bytes | memoryview) -> str:
-    """A key fit for a one-line report: quoted, escaped if not plain ASCII, cut if absurd."""
-    data = bytes(raw)
-    cut = data[:MAX_SHOWN_KEY_BYTES]
-    suffix = "..." if len(data) > len(cut) else ""
-    try:
-        text = cut.decode("ascii")
-    except UnicodeDecodeError:
-        return repr(cut) + suffix
-    return (repr(text) if text.isprintable() else repr(cut)) + suffix
 
 
 def _key_bytes(key: str) -> bytes | None:

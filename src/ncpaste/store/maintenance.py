@@ -297,7 +297,7 @@ class _Checker:
         for raw, record in txn.cursor(db=pastes):
             self.pastes_checked += 1
             self.tick("pastes", self.pastes_checked)
-            name = _shown(raw)
+            name = shown_key(raw)
             if not _is_valid_name(raw):
                 self.problem(f"paste {name}: key is not a valid key or alias name")
             if len(record) < codec.HEADER_BYTES:
@@ -330,13 +330,13 @@ class _Checker:
             seen += 1
             self.tick("expiry entries", seen)
             if len(entry) <= _EXPIRY.size:
-                self.problem(f"expiry entry {_shown(entry)}: too short to hold an expiry and a key")
+                self.problem(f"expiry entry {shown_key(entry)}: too short to hold an expiry and a key")
                 continue
             (expires_ms,) = _EXPIRY.unpack_from(entry)
             raw = entry[_EXPIRY.size :]
             record = txn.get(raw, db=pastes)
             if record is None:
-                self.problem(f"expiry entry for {_shown(raw)} (expiry {expires_ms}): dangling, no such paste")
+                self.problem(f"expiry entry for {shown_key(raw)} (expiry {expires_ms}): dangling, no such paste")
                 continue
             try:
                 stored_ms = codec.decode_meta(record).expires_ms
@@ -344,7 +344,7 @@ class _Checker:
                 continue  # already reported with the paste
             if stored_ms != expires_ms:
                 self.problem(
-                    f"expiry entry for {_shown(raw)} (expiry {expires_ms}): dangling, "
+                    f"expiry entry for {shown_key(raw)} (expiry {expires_ms}): dangling, "
                     f"the paste expires at {stored_ms}"
                 )
         self.say(f"expiry entries: {seen} checked")
@@ -355,10 +355,10 @@ class _Checker:
             seen += 1
             self.tick("pool keys", seen)
             if not _is_valid_name(raw):
-                self.problem(f"pool key {_shown(raw)}: not a valid key name")
+                self.problem(f"pool key {shown_key(raw)}: not a valid key name")
             if txn.get(raw, db=pastes) is not None:
                 self.problem(
-                    f"pool key {_shown(raw)}: is also a stored paste's key"
+                    f"pool key {shown_key(raw)}: is also a stored paste's key"
                     " (the pool must hold only unused keys)"
                 )
         self.say(f"pool keys: {seen} checked")
@@ -387,9 +387,10 @@ def _is_valid_name(raw: bytes) -> bool:
         return False
 
 
-def _shown(raw: bytes) -> str:
+def shown_key(raw: bytes | memoryview) -> str:
     """A key fit for a one-line report: quoted text if printable ASCII,
     escaped bytes otherwise, cut short if absurdly long."""
+    raw = bytes(raw)
     cut = raw[:MAX_SHOWN_KEY_BYTES]
     suffix = "..." if len(raw) > len(cut) else ""
     try:
