@@ -19,7 +19,7 @@ import trio
 from ncpaste import __version__, admin, logs
 from ncpaste.config import Address, Config, check
 from ncpaste.core import units
-from ncpaste.net import systemd
+from ncpaste.net import systemd, workers
 
 log = logging.getLogger("ncpaste")
 
@@ -114,7 +114,18 @@ def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
     return convert
 
 
+def _workers(text: str) -> int:
+    if text.strip().lower() == "auto":
+        return os.cpu_count() or 1
+    count = _int(text)
+    if not 1 <= count <= 64:
+        raise ValueError("use 1..64 or auto")
+    return count
+
+
 SERVE_SETTINGS += (
+    Setting("--workers", "workers", _workers, "N|auto",
+            "worker processes sharing the ports and the store (default 1; auto = one per CPU)"),
     Setting("--metrics-allow", "metrics_allow", _cidr, "CIDR", "only these may read /metrics (repeatable; default everyone)", "list"),
     Setting("--log-level", "log_level", _choice(LOG_LEVELS), "LEVEL", "debug, info, warning or error (default info)"),
     Setting("--log-format", "log_format", _choice(LOG_FORMATS), "FORMAT",
@@ -304,28 +315,40 @@ def show_config(args: argparse.Namespace, environ: Mapping[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _notify(state: str) -> None:
+    """Tell systemd (or, as a worker, the supervisor: which worker we are)."""
+    index = workers.worker_index()
+    systemd.notify(state if index is None else f"{state}\nWORKER={index}")
+
+
 async def _watchdog(interval_s: float) -> None:
-    """Ping systemd's watchdog from the event loop: if the loop is stuck, the
-    pings stop and systemd restarts the service."""
+    """Ping the watchdog from the event loop: if the loop is stuck, the pings
+    stop and systemd (or the supervisor) restarts the process."""
     while True:
-        systemd.notify("WATCHDOG=1")
+        _notify("WATCHDOG=1")
         await trio.sleep(interval_s)
 
 
 async def _serve_until_signalled(
-    config: Config, reread: Callable[[], Config], inherited: dict[str, list[Any]], watchdog_s: float | None
+    config: Config,
+    reread: Callable[[], Config],
+    inherited: dict[str, list[Any]],
+    watchdog_s: float | None,
+    first_worker: bool,
 ) -> None:
     from ncpaste.net.server import serve
 
     async with trio.open_nursery() as nursery:
 
         async def serve_then_finish(*, task_status: trio.TaskStatus[Any]) -> None:
-            await serve(config, inherited=inherited, task_status=task_status)
+            await serve(
+                config, inherited=inherited, run_jobs=first_worker, recover=first_worker, task_status=task_status
+            )
             nursery.cancel_scope.cancel()
 
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
             running = await nursery.start(serve_then_finish)
-            systemd.notify("READY=1\nSTATUS=serving")
+            _notify("READY=1\nSTATUS=serving")
             if watchdog_s:
                 nursery.start_soon(_watchdog, watchdog_s)
             async for signum in signals:
@@ -343,7 +366,7 @@ async def _serve_until_signalled(
                     nursery.cancel_scope.cancel()
                     return
                 log.info("received %s", signal.Signals(signum).name)
-                systemd.notify("STOPPING=1")
+                _notify("STOPPING=1")
                 running.stop()
 
 
@@ -376,11 +399,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as exc:
             print(f"ncpaste: error: systemd environment: {exc}", file=sys.stderr)
             return EXIT_FAILURE
+        index = workers.worker_index()
+        if index is None and config.workers > 1:
+            return _supervise(config, list(argv) if argv is not None else sys.argv[1:], inherited, watchdog_s)
+        reread = lambda: build_config(args, os.environ)  # noqa: E731
+        if index is not None:
+            count = int(os.environ.get(workers.WORKER_COUNT_ENV, "1"))
+            config = workers.worker_config(config, count)
+            inherited = workers.worker_sockets()
+            reread = lambda: workers.worker_config(build_config(args, os.environ), count)  # noqa: E731
         failures: list[BaseException] = []
         try:
-            trio.run(
-                _serve_until_signalled, config, lambda: build_config(args, os.environ), inherited, watchdog_s
-            )
+            trio.run(_serve_until_signalled, config, reread, inherited, watchdog_s, index in (None, 0))
         except* StartupError as group:
             failures.extend(_leaves(group))
         for error in failures:
@@ -389,6 +419,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in admin.COMMANDS:
         return admin.run(args)
     return _maintenance(args, parser)
+
+
+def _supervise(config: Config, argv: list[str], inherited: dict[str, list[Any]], watchdog_s: float | None) -> int:
+    """--workers N: recover what a crash left open, bind, start the workers."""
+    from ncpaste.net.server import StartupError, open_lmdb
+
+    try:
+        store = open_lmdb(config)
+    except StartupError as exc:
+        print(f"ncpaste: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    try:
+        from ncpaste.net.server import wall_clock_ms
+
+        recovered = store.recover_open_live(wall_clock_ms())
+        if recovered:
+            log.warning("%d live pastes were left open by a crash: kept, marked incomplete", recovered)
+    finally:
+        store.close()
+    try:
+        listeners = workers.bind_listeners(config, inherited)
+    except OSError as exc:
+        print(f"ncpaste: error: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    supervisor = workers.Supervisor(
+        config.workers, argv, listeners, grace_s=config.shutdown_grace_s, watchdog_s=watchdog_s
+    )
+    return trio.run(supervisor.run)
 
 
 def _maintenance(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

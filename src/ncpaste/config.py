@@ -134,6 +134,9 @@ class Config:
     #: Mask well-known secret shapes in every paste, not only those asking redact=1.
     redact_default: bool = False
 
+    #: Worker processes sharing the listeners and the store (--workers).
+    workers: int = 1
+
     # -- operation --
     #: CIDRs that may read /metrics; empty means everyone.
     metrics_allow: tuple[str, ...] = ()

@@ -41,7 +41,7 @@ from ncpaste.net.multipart import MAX_FORM_OVERHEAD_BYTES, FormPaste, boundary_o
 from ncpaste.logs import event
 from ncpaste.net.guard import peer_ip_of
 from ncpaste.net.hot import HotPaste
-from ncpaste.net.live import stream_to_reader
+from ncpaste.net.live import follow_in_store, stream_to_reader
 from ncpaste.net.pastes import PasteService
 from ncpaste.store import StoredPaste
 from ncpaste.net.streams import RECEIVE_BYTES, close_quietly, drain
@@ -302,7 +302,7 @@ class HttpConnection:
         the writer ends); HEAD and Range answer from what is committed now."""
         live = self.service.live.open.get(paste.key)
         rng = headers.get(b"range")
-        if method == "GET" and rng is None and live is not None:
+        if method == "GET" and rng is None:
             self.status = 200
             await self._send_raw(
                 self.conn.send(h11.Response(status_code=200, headers=live_headers(), reason=b"OK"))
@@ -314,10 +314,13 @@ class HttpConnection:
                     data = self.conn.send(h11.Data(data=piece[start : start + SEND_PIECE_BYTES]))
                     await self._send_raw(data)
 
-            await stream_to_reader(send, live, self.service, paste)
+            if live is not None:
+                await stream_to_reader(send, live, self.service, paste)
+            else:  # written through another worker process: follow the store
+                await follow_in_store(send, self.service, paste.key)
             await self._send_raw(self.conn.send(h11.EndOfMessage()))
             return
-        body = await self.service.store.read_live(paste.key)
+        body, _ = await self.service.store.read_live(paste.key)
         snapshot = replace(paste.meta, size=len(body))
         plan = plan_read(
             method,

@@ -308,8 +308,35 @@ async def stream_to_reader(send, paste: LivePaste, service: PasteService, stored
 async def _committed(service: PasteService, paste: LivePaste) -> bytes:
     """The committed bytes from the store: the groups while open, the final
     frame once finished."""
-    data = await service.store.read_live(paste.key)
+    data, _ = await service.store.read_live(paste.key)
     if len(data) >= paste.committed or not paste.closed:
         return data
     stored = await service.store.get(paste.key)
     return await service.body(stored) if stored is not None else data
+
+
+async def follow_in_store(send, service: PasteService, key: str) -> None:  # type: ignore[no-untyped-def]
+    """Follow a live paste whose writer is connected to another worker
+    process: poll its committed groups once per commit interval until it is
+    finished, then send the rest of the final paste."""
+    position = 0
+    last_group = 0
+    service.metrics.readers_changed(1)
+    try:
+        with trio.move_on_after(service.config.live_max_open_s):
+            while True:
+                stored = await service.store.get(key)
+                if stored is None:
+                    return
+                if not stored.meta.is_open:
+                    body = await service.body(stored)
+                    if len(body) > position:
+                        await send(body[position:])
+                    return
+                new, last_group = await service.store.read_live(key, last_group)
+                if new:
+                    await send(new)
+                    position += len(new)
+                await trio.sleep(service.config.live_commit_interval_s)
+    finally:
+        service.metrics.readers_changed(-1)

@@ -22,6 +22,7 @@ store (store figures arrive through ``set_store_stats`` from a periodic job).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from itertools import product
 from typing import Generic, TypeVar
@@ -30,6 +31,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 #: Recorded instead of any label value outside its fixed set.
 OTHER = "other"
+#: prometheus_client reads this at import: set only by the --workers supervisor.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 #: Where a paste or connection came in: the netcat port, the HTTP port, and
 #: live (streamed) pastes.
@@ -111,6 +114,7 @@ class Metrics:
     """All of ncpaste's Prometheus metrics, in a registry of its own (never the global default registry)."""
 
     def __init__(self) -> None:
+        self._multiprocess_dir = os.environ.get(MULTIPROC_ENV) or None
         self._registry = CollectorRegistry(auto_describe=True)
         registry = self._registry
 
@@ -141,10 +145,17 @@ class Metrics:
         self._requests = _BoundedSeries(requests, REQUEST_KINDS)
         connections = Gauge(
             "ncpaste_open_connections", "Connections open now, by port.", ["port"], registry=registry,
+            multiprocess_mode="livesum",
         )
         self._connections = _BoundedSeries(connections, PORTS)
-        self._live_open = Gauge("ncpaste_live_pastes_open", "Live pastes still being written.", registry=registry)
-        self._live_readers = Gauge("ncpaste_live_readers", "Readers following live pastes.", registry=registry)
+        self._live_open = Gauge(
+            "ncpaste_live_pastes_open", "Live pastes still being written.", registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self._live_readers = Gauge(
+            "ncpaste_live_readers", "Readers following live pastes.", registry=registry,
+            multiprocess_mode="livesum",
+        )
         self._expired = Counter("ncpaste_expired_removed", "Expired pastes removed by sweeps.", registry=registry)
         self._sweeps = Histogram(
             "ncpaste_sweep_duration_seconds", "Time one expiry sweep took.",
@@ -152,12 +163,15 @@ class Metrics:
         )
         self._store_pastes = Gauge(
             "ncpaste_store_pastes", "Pastes in the store at the last stats update.", registry=registry,
+            multiprocess_mode="max",
         )
         self._pool_keys = Gauge(
             "ncpaste_key_pool_size", "Unused keys in the key pool at the last stats update.", registry=registry,
+            multiprocess_mode="max",
         )
         self._disk_bytes = Gauge(
             "ncpaste_store_disk_bytes", "Bytes the store uses on disk at the last stats update.", registry=registry,
+            multiprocess_mode="max",
         )
 
     # -- pastes ------------------------------------------------------------------
@@ -223,5 +237,16 @@ class Metrics:
     # -- exposition --------------------------------------------------------------
 
     def render(self) -> tuple[bytes, bytes]:
-        """(body, content type) in the Prometheus text exposition format."""
+        """(body, content type) in the Prometheus text exposition format.
+
+        With several worker processes (``--workers``), prometheus_client's
+        multiprocess mode keeps each worker's values in files under
+        ``PROMETHEUS_MULTIPROC_DIR`` (set by the supervisor before the workers
+        start), and a scrape of any worker adds up all of them."""
+        if self._multiprocess_dir:
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry, path=self._multiprocess_dir)
+            return generate_latest(registry), CONTENT_TYPE_LATEST.encode("ascii")
         return generate_latest(self._registry), CONTENT_TYPE_LATEST.encode("ascii")

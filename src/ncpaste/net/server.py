@@ -237,15 +237,19 @@ async def serve(
     *,
     clock_ms: Callable[[], int] = wall_clock_ms,
     inherited: Mapping[str, list[socket.socket]] | None = None,
+    run_jobs: bool = True,
+    recover: bool = True,
     task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Open the embedded store, run the periodic jobs, and serve both ports."""
+    """Open the embedded store, run the periodic jobs (in one worker only:
+    ``run_jobs``), close live pastes a crash left open (``recover``; the
+    supervisor does it before starting workers), and serve the ports."""
     lmdb_store = await trio.to_thread.run_sync(open_lmdb, config)
     try:
         async with trio.open_nursery() as jobs:
             store = EmbeddedStore(lmdb_store, clock_ms)
             await jobs.start(store.run)
-            recovered = await store.recover_live()
+            recovered = await store.recover_live() if recover else 0
             if recovered:
                 log.warning("%d live pastes were left open by a crash: kept, marked incomplete", recovered)
             metrics = Metrics()
@@ -262,9 +266,10 @@ async def serve(
                 metrics.set_store_stats(stats.pastes, stats.pool_keys, stats.disk_bytes)
                 return 0
 
-            jobs.start_soon(_every, config.pool_refill_interval_s, store.refill_pool, "key pool refilled")
-            jobs.start_soon(_every, config.sweep_interval_s, sweep, "expired pastes removed")
-            jobs.start_soon(_every, config.stats_interval_s, read_stats, "store stats")
+            if run_jobs:
+                jobs.start_soon(_every, config.pool_refill_interval_s, store.refill_pool, "key pool refilled")
+                jobs.start_soon(_every, config.sweep_interval_s, sweep, "expired pastes removed")
+                jobs.start_soon(_every, config.stats_interval_s, read_stats, "store stats")
 
             async def serve_then_stop_jobs(*, task_status: trio.TaskStatus[Running]) -> None:
                 await serve_with_store(

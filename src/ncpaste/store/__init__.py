@@ -92,8 +92,10 @@ class PasteStore(Protocol):
         """Durably add group ``seq`` (raw bytes) of an open paste whose total is now ``size``."""
         ...
 
-    async def read_live(self, key: str) -> bytes:
-        """Everything committed so far of an open paste."""
+    async def read_live(self, key: str, after_group: int = 0) -> tuple[bytes, int]:
+        """The committed bytes of an open paste in the groups after
+        ``after_group``, and the last group number read (pass it back to
+        read only what is new)."""
         ...
 
     async def finish_live(self, key: str, *, incomplete: bool, truncated: bool) -> None:

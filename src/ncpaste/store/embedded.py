@@ -126,18 +126,15 @@ class EmbeddedStore:
         frame = await trio.to_thread.run_sync(codec.compress, data)
         await self._in_writer(self._store.append_live, key, seq, frame, size)
 
-    async def read_live(self, key: str) -> bytes:
-        return await trio.to_thread.run_sync(self._store.read_live, key)
+    async def read_live(self, key: str, after_group: int = 0) -> tuple[bytes, int]:
+        return await trio.to_thread.run_sync(self._store.read_live, key, after_group)
 
     async def finish_live(self, key: str, *, incomplete: bool, truncated: bool) -> None:
         flags = (FLAG_INCOMPLETE if incomplete else 0) | (FLAG_TRUNCATED if truncated else 0)
         await self._in_writer(self._store.finish_live, key, flags, self._clock_ms())
 
     async def recover_live(self) -> int:
-        left_open = await trio.to_thread.run_sync(self._store.open_live_keys)
-        for key in left_open:
-            await self._in_writer(self._store.finish_live, key, FLAG_INCOMPLETE, self._clock_ms())
-        return len(left_open)
+        return await self._in_writer(self._store.recover_open_live, self._clock_ms())
 
     async def stats(self) -> StoreStats:
         return await trio.to_thread.run_sync(self._store.stats)

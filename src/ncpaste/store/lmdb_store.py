@@ -35,7 +35,7 @@ from ncpaste.core.errors import (
     StorageUnavailable,
 )
 from ncpaste.store import Created, NewPaste, StoredPaste, StoreStats
-from ncpaste.core.paste import FLAG_ALIAS, FLAG_BURN, FLAG_OPEN, PasteMeta
+from ncpaste.core.paste import FLAG_ALIAS, FLAG_BURN, FLAG_INCOMPLETE, FLAG_OPEN, PasteMeta
 from ncpaste.store import codec
 from ncpaste.store.codec import decode_meta, encode_record, record_frame
 
@@ -322,14 +322,16 @@ class LmdbStore:
 
         self._write(work)
 
-    def read_live(self, key: str) -> bytes:
-        """The committed bytes of an open paste, in order."""
+    def read_live(self, key: str, after_group: int = 0) -> tuple[bytes, int]:
+        """The committed bytes of an open paste in its groups after
+        ``after_group``, and the number of the last group read."""
         raw = key.encode()
         if self._live_db is None:
-            return b""
+            return b"", after_group
         with self._gate.reading(), self._env.begin(db=self._live_db) as txn:
-            frames = [bytes(value) for _, value in self._live_groups(txn, raw)]
-        return b"".join(codec.decompress(frame, MAX_LIVE_GROUP_BYTES) for frame in frames)
+            groups = [(seq, bytes(value)) for seq, value in self._live_groups(txn, raw, after_group + 1)]
+        last = groups[-1][0] if groups else after_group
+        return b"".join(codec.decompress(frame, MAX_LIVE_GROUP_BYTES) for _, frame in groups), last
 
     def finish_live(self, key: str, flags: int, now_ms: int) -> PasteMeta | None:
         """Turn an open paste's groups into one frame; expiry counts from now."""
@@ -376,10 +378,17 @@ class LmdbStore:
                         break
         return keys_found
 
-    def _live_groups(self, txn: lmdb.Transaction, raw: bytes):  # type: ignore[no-untyped-def]
-        """(seq, frame) of the data groups (seq >= 1) of one open paste."""
+    def recover_open_live(self, now_ms: int) -> int:
+        """Close every paste left open (by a crash) as incomplete."""
+        left_open = self.open_live_keys()
+        for key in left_open:
+            self.finish_live(key, FLAG_INCOMPLETE, now_ms)
+        return len(left_open)
+
+    def _live_groups(self, txn: lmdb.Transaction, raw: bytes, first: int = 1):  # type: ignore[no-untyped-def]
+        """(seq, frame) of the data groups (seq >= first >= 1) of one open paste."""
         cursor = txn.cursor(db=self._live_db)
-        if not cursor.set_range(_live_key(raw, 1)):
+        if not cursor.set_range(_live_key(raw, max(first, 1))):
             return
         prefix = raw + b"\x00"
         for name, value in cursor:
