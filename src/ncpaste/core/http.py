@@ -141,6 +141,40 @@ def _etag_matches(header: str, etag: str) -> bool:
     return False
 
 
+# An Accept header longer than this is not a browser's; treat as plain text.
+MAX_ACCEPT = 1024
+
+
+def _accept_q(accept: str, media: str) -> float:
+    """The q-value ``accept`` gives ``media`` (exact type, then type/*, then */*)."""
+    kind = media.split("/")[0] + "/*"
+    best = {"exact": -1.0, "kind": -1.0, "any": -1.0}
+    for item in accept.lower().split(","):
+        name, *params = (part.strip() for part in item.split(";"))
+        q = 1.0
+        for param in params:
+            if param.startswith("q="):
+                try:
+                    q = float(param[2:])
+                except ValueError:
+                    q = 0.0
+        slot = "exact" if name == media else "kind" if name == kind else "any" if name == "*/*" else None
+        if slot is not None:
+            best[slot] = max(best[slot], q)
+    for slot in ("exact", "kind", "any"):
+        if best[slot] >= 0:
+            return best[slot]
+    return 0.0
+
+
+def wants_html(accept: str | None) -> bool:
+    """Does the client prefer text/html to text/plain (a browser)? curl's
+    ``*/*`` does not: it keeps getting the exact bytes."""
+    if not accept or len(accept) > MAX_ACCEPT or "text/html" not in accept.lower():
+        return False
+    return _accept_q(accept, "text/html") > _accept_q(accept, "text/plain")
+
+
 ENCODINGS = ("zstd", "gzip")
 # An Accept-Encoding header longer than this is not worth parsing.
 MAX_ACCEPT_ENCODING = 256
@@ -201,7 +235,7 @@ def plan_read(
         (b"accept-ranges", b"bytes"),
         (b"x-expires", http_date(meta.expires_ms)),
         (b"x-paste-state", meta.state.encode()),
-        (b"vary", b"accept-encoding"),
+        (b"vary", b"accept, accept-encoding"),
         *SAFETY_HEADERS,
     ]
     if meta.truncated:
@@ -221,6 +255,31 @@ def plan_read(
             headers.append((b"content-range", b"bytes %d-%d/%d" % (span[0], span[1] - 1, size)))
     headers.append((b"content-length", b"%d" % (span[1] - span[0])))
     return ReadPlan(status, headers, None if method == "HEAD" else span)
+
+
+def html_headers(content_security_policy: str) -> list[tuple[bytes, bytes]]:
+    """The HTML view: its own CSP (hashed script and style, nothing else
+    loads) instead of the sandbox every text response gets."""
+    return [
+        (b"content-type", b"text/html; charset=utf-8"),
+        (b"cache-control", b"no-store"),
+        (b"vary", b"accept, accept-encoding"),
+        (b"x-content-type-options", b"nosniff"),
+        (b"content-security-policy", content_security_policy.encode()),
+        (b"x-robots-tag", b"noindex, nofollow"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"x-frame-options", b"DENY"),
+    ]
+
+
+def text_headers(state: str) -> list[tuple[bytes, bytes]]:
+    """Selected lines of a paste (?tail, ?lines, ?grep, ?ansi=strip)."""
+    return [
+        (b"content-type", TEXT_PLAIN),
+        (b"x-paste-state", state.encode()),
+        (b"vary", b"accept, accept-encoding"),
+        *SAFETY_HEADERS,
+    ]
 
 
 def live_headers() -> list[tuple[bytes, bytes]]:

@@ -30,16 +30,22 @@ from ncpaste.core.http import (
     error_response,
     http_date,
     choose_encoding,
+    html_headers,
     live_headers,
     plan_read,
     route,
+    text_headers,
     text_response,
+    wants_html,
 )
+from ncpaste.core.slicing import LogQuery, parse_log_query
+from ncpaste.core.view import csp, render_head, render_tail
 from ncpaste.core.ingest import PasteBuilder
 from ncpaste.core.options import options_from_pairs, query_pairs
 from ncpaste.net.multipart import MAX_FORM_OVERHEAD_BYTES, FormPaste, boundary_of
 from ncpaste.logs import event
 from ncpaste.net.guard import peer_ip_of
+from ncpaste.net import views
 from ncpaste.net.hot import HotPaste
 from ncpaste.net.live import follow_in_store, stream_to_reader
 from ncpaste.net.pastes import PasteService
@@ -235,7 +241,7 @@ class HttpConnection:
             body, content_type = self.service.metrics.render()
             await self._send(200, [(b"content-type", content_type), *SAFETY_HEADERS], b"" if method == "HEAD" else body)
         elif where.kind == "read":
-            await self._read(method, where.key or "", headers)
+            await self._read(method, where.key or "", headers, parse_log_query(where.query))
         elif where.kind in ("create", "put"):
             self.guard.check_paste(key)
             await self._create(where, headers, client, key)
@@ -248,13 +254,18 @@ class HttpConnection:
 
     # -- reads ---------------------------------------------------------------
 
-    async def _read(self, method: str, key: str, headers: dict[bytes, bytes]) -> None:
+    async def _read(self, method: str, key: str, headers: dict[bytes, bytes], query: LogQuery) -> None:
         store = self.service.store
         paste = await store.get(key)
         if paste is not None and paste.meta.burn and method == "GET":
             paste = await store.take(key)  # of concurrent readers, one wins
         if paste is None:
             raise NotFound("no such paste (it may have expired)")
+        accept = headers.get(b"accept")
+        html = not query.raw and not query.transforms and wants_html(accept.decode("latin-1") if accept else None)
+        if html or query.transforms:
+            await self._read_for_people(method, paste, query, html)
+            return
         if paste.meta.is_open:
             await self._read_open(method, paste, headers)
             return
@@ -297,27 +308,60 @@ class HttpConnection:
             return HotPaste(paste.meta.checksum, body)
         return self.service.hot.put(paste.key, paste.meta.checksum, body)
 
+    async def _read_for_people(self, method: str, paste: StoredPaste, query: LogQuery, html: bool) -> None:
+        """The HTML view (a browser) or selected lines (?tail, ?lines, ?grep,
+        ?ansi=strip), of a finished paste or of a live one as it grows."""
+        service = self.service
+        open_paste = paste.meta.is_open
+        if query.transforms:
+            body = (await service.store.read_live(paste.key))[0] if open_paste else (await self._hot(paste)).body
+            out = await views.selected(body, query)
+            extra = [(b"cache-control", b"no-store" if open_paste or paste.meta.burn else b"private, max-age=60")]
+            await self._send(200, [*text_headers(paste.meta.state), *extra], b"" if method == "HEAD" else out)
+            return
+        await self._start_chunked(html_headers(csp()))
+        if method == "HEAD":
+            await self._send_raw(self.conn.send(h11.EndOfMessage()))
+            return
+        if not open_paste:
+            body = (await self._hot(paste)).body
+            await views.stream_html(self._send_piece, paste, body, service)
+        else:
+            info = views.page_info(paste, service.base_url, paste.meta.size, None)
+            await self._send_piece(render_head(info).encode())
+            renderer = views.HtmlLines(self._send_piece)
+            live = service.live.open.get(paste.key)
+            if live is not None:
+                await stream_to_reader(renderer.feed, live, service, paste)
+            else:
+                await follow_in_store(renderer.feed, service, paste.key)
+            await renderer.finish()
+            final = await service.store.get(paste.key)
+            await self._send_piece(render_tail(views.page_info(final or paste, service.base_url, 0, None)).encode())
+        await self._send_raw(self.conn.send(h11.EndOfMessage()))
+
+    async def _start_chunked(self, headers: list[tuple[bytes, bytes]]) -> None:
+        """Begin a response whose length is not known yet (chunked)."""
+        self.status = 200
+        await self._send_raw(self.conn.send(h11.Response(status_code=200, headers=headers, reason=b"OK")))
+
+    async def _send_piece(self, piece: bytes) -> None:
+        """One piece of a chunked response, in bounded sends."""
+        self.sent_bytes += len(piece)
+        for start in range(0, len(piece), SEND_PIECE_BYTES):
+            await self._send_raw(self.conn.send(h11.Data(data=piece[start : start + SEND_PIECE_BYTES])))
+
     async def _read_open(self, method: str, paste: StoredPaste, headers: dict[bytes, bytes]) -> None:
         """A live paste still being written. GET follows it (chunked, until
         the writer ends); HEAD and Range answer from what is committed now."""
         live = self.service.live.open.get(paste.key)
         rng = headers.get(b"range")
         if method == "GET" and rng is None:
-            self.status = 200
-            await self._send_raw(
-                self.conn.send(h11.Response(status_code=200, headers=live_headers(), reason=b"OK"))
-            )
-
-            async def send(piece: bytes) -> None:
-                self.sent_bytes += len(piece)
-                for start in range(0, len(piece), SEND_PIECE_BYTES):
-                    data = self.conn.send(h11.Data(data=piece[start : start + SEND_PIECE_BYTES]))
-                    await self._send_raw(data)
-
+            await self._start_chunked(live_headers())
             if live is not None:
-                await stream_to_reader(send, live, self.service, paste)
+                await stream_to_reader(self._send_piece, live, self.service, paste)
             else:  # written through another worker process: follow the store
-                await follow_in_store(send, self.service, paste.key)
+                await follow_in_store(self._send_piece, self.service, paste.key)
             await self._send_raw(self.conn.send(h11.EndOfMessage()))
             return
         body, _ = await self.service.store.read_live(paste.key)
