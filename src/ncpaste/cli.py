@@ -446,7 +446,10 @@ def _supervise(config: Config, argv: list[str], inherited: dict[str, list[Any]],
     supervisor = workers.Supervisor(
         config.workers, argv, listeners, grace_s=config.shutdown_grace_s, watchdog_s=watchdog_s
     )
-    return trio.run(supervisor.run)
+    code = trio.run(supervisor.run)
+    if supervisor.failed_start:
+        print(f"ncpaste: error: {supervisor.failed_start}", file=sys.stderr)
+    return code
 
 
 def _maintenance(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

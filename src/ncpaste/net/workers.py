@@ -175,8 +175,7 @@ class Supervisor:
                 with trio.move_on_after(STARTUP_TIMEOUT_S) as waiting:
                     await self.all_ready.wait()
                 if waiting.cancelled_caught or self.failed_start:
-                    print(f"ncpaste: error: {self.failed_start or 'workers did not start in time'}",
-                          file=sys.stderr)
+                    self.failed_start = self.failed_start or "workers did not start in time"
                     await self._stop_all()
                     nursery.cancel_scope.cancel()
                     return 1
