@@ -25,6 +25,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -53,6 +54,8 @@ STARTUP_TIMEOUT_S = 60.0
 # Listen backlog of the supervisor's own sockets (as the systemd units use).
 BACKLOG = 4096
 _PR_SET_PDEATHSIG = 1
+# How often the supervisor looks whether a worker has exited.
+EXIT_POLL_S = 0.2
 
 
 def worker_index(environ: Mapping[str, str] = os.environ) -> int | None:
@@ -125,6 +128,14 @@ def bind_listeners(config: Config, inherited: Mapping[str, list[socket.socket]])
     return listeners
 
 
+async def _exited(process: subprocess.Popen[bytes]) -> int:
+    """Wait for a child without blocking the loop (it is polled: the
+    supervisor has a handful of children and nothing else to do)."""
+    while process.poll() is None:
+        await trio.sleep(EXIT_POLL_S)
+    return process.returncode
+
+
 def _die_with_parent() -> None:
     """In the child before exec: SIGKILL when the supervisor dies."""
     libc = ctypes.CDLL(None, use_errno=True)
@@ -140,7 +151,7 @@ class Supervisor:
         self.grace_s = grace_s
         self.watchdog_s = watchdog_s
         self.stopping = False
-        self.processes: dict[int, trio.Process] = {}
+        self.processes: dict[int, subprocess.Popen[bytes]] = {}
         self.last_ping: dict[int, float] = {}
         self.ready: set[int] = set()
         self.all_ready = trio.Event()
@@ -199,7 +210,11 @@ class Supervisor:
 
     async def _keep_running(self, index: int) -> None:
         while not self.stopping:
-            process = await trio.lowlevel.open_process(
+            # Popen in this (the main) thread on purpose: PR_SET_PDEATHSIG
+            # fires when the *thread* that forked exits, and trio's
+            # open_process forks from a worker thread that the thread cache
+            # retires after a while, which would SIGKILL a healthy worker.
+            process = subprocess.Popen(
                 [sys.executable, "-m", "ncpaste", *self.argv],
                 env=self._env(index),
                 pass_fds=[sock.fileno() for socks in self.listeners.values() for sock in socks],
@@ -207,7 +222,7 @@ class Supervisor:
             )
             self.processes[index] = process
             self.last_ping[index] = trio.current_time()
-            code = await process.wait()
+            code = await _exited(process)
             self._forget(process.pid)
             if self.stopping:
                 return
@@ -246,7 +261,7 @@ class Supervisor:
             now = trio.current_time()
             for index, process in list(self.processes.items()):
                 silent = now - self.last_ping.get(index, now)
-                if process.returncode is None and silent > WORKER_WATCHDOG_S * WATCHDOG_MISSES:
+                if process.poll() is None and silent > WORKER_WATCHDOG_S * WATCHDOG_MISSES:
                     log.error("worker %d silent for %.0f s: killing it", index, silent)
                     process.kill()
 
@@ -257,7 +272,7 @@ class Supervisor:
 
     def _signal_all(self, signum: int) -> None:
         for process in self.processes.values():
-            if process.returncode is None:
+            if process.poll() is None:
                 process.send_signal(signum)
 
     async def _stop_all(self) -> None:
@@ -265,7 +280,8 @@ class Supervisor:
         self._signal_all(signal.SIGTERM)
         with trio.move_on_after(self.grace_s + 10):
             for process in list(self.processes.values()):
-                await process.wait()
+                await _exited(process)
         for process in self.processes.values():
-            if process.returncode is None:
+            if process.poll() is None:
                 process.kill()
+                process.wait()
