@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -124,6 +126,27 @@ def paste_blocking(port: int, body: bytes, timeout_s: float = TEST_TIMEOUT_S) ->
         while chunk := sock.recv(65536):
             reply += chunk
         return reply
+
+
+# A guard against a runaway regex or parser: fail instead of hanging CI.
+HANG_GUARD_S = 10
+
+
+@contextlib.contextmanager
+def hang_guard(seconds: int = HANG_GUARD_S):  # type: ignore[no-untyped-def]
+    """Fail the test after ``seconds`` (SIGALRM; Python's regex engine checks
+    for signals while it matches, so even a runaway pattern is interrupted)."""
+
+    def on_alarm(signum: int, frame: object) -> None:
+        raise TimeoutError(f"did not finish within {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @dataclass

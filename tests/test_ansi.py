@@ -6,11 +6,10 @@ it, and the exact bytes ``?ansi=strip`` sends.
 
 from __future__ import annotations
 
-import contextlib
-import signal
-from collections.abc import Iterator
 
 import pytest
+
+from conftest import hang_guard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,7 +24,6 @@ from ncpaste.core.ansi import (
 
 # A hostile input must finish in linear time; this bounds a hang, it does not
 # measure speed (each case takes well under a second when the work is linear).
-HANG_GUARD_S = 10
 # Big enough that quadratic work would blow the guard.
 HOSTILE_CHARS = 1024 * 1024
 
@@ -39,22 +37,6 @@ BLUE, MAGENTA, CYAN, WHITE = "#0000ee", "#cd00cd", "#00cdcd", "#e5e5e5"
 BRIGHT = ["#7f7f7f", "#ff0000", "#00ff00", "#ffff00", "#5c5cff", "#ff00ff", "#00ffff", "#ffffff"]
 BASIC = [BLACK, RED, GREEN, YELLOW, BLUE, MAGENTA, CYAN, WHITE]
 
-
-@contextlib.contextmanager
-def hang_guard(seconds: int = HANG_GUARD_S) -> Iterator[None]:
-    """Fail the test instead of hanging CI (the regex engine checks for
-    signals while it matches, so SIGALRM interrupts it)."""
-
-    def on_alarm(signum: int, frame: object) -> None:
-        raise TimeoutError(f"did not finish within {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def spans(*lines: str) -> list[list[tuple[Style, str]]]:

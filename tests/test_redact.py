@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
-import signal
 import uuid
-from collections.abc import Iterator
 from unittest import mock
 
 import pytest
+
+from conftest import hang_guard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,7 +18,6 @@ from ncpaste.core.redact import MASK, PATTERNS, redact
 
 # A hostile input must finish in linear time; this bounds a hang, it does not
 # measure speed (each case takes milliseconds when the patterns are linear).
-HANG_GUARD_S = 10
 # Big enough that a quadratic or exponential pattern would blow the guard.
 HOSTILE_BYTES = 1024 * 1024
 
@@ -48,22 +46,6 @@ TRIGGERS = (
     b"://",  # credentials in URLs
 )
 
-
-@contextlib.contextmanager
-def hang_guard(seconds: int = HANG_GUARD_S) -> Iterator[None]:
-    """Fail the test instead of hanging CI. The regex engine checks for
-    signals while it matches, so SIGALRM interrupts even a runaway pattern."""
-
-    def on_alarm(signum: int, frame: object) -> None:
-        raise TimeoutError(f"redact did not finish within {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def _sha(seed: object) -> str:

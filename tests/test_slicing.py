@@ -7,11 +7,10 @@ query a BadOption (HTTP 400) whose message names the option.
 
 from __future__ import annotations
 
-import contextlib
-import signal
-from collections.abc import Iterator
 
 import pytest
+
+from conftest import hang_guard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,7 +27,6 @@ from ncpaste.core.slicing import (
 )
 
 # Bounds a hang on big inputs; linear work finishes in well under a second.
-HANG_GUARD_S = 10
 
 LAST = b"\x1b[31mError: Process completed with exit code 1.\x1b[0m"
 LOG = (
@@ -41,19 +39,6 @@ LOG = (
 ) + LAST  # 7, without a newline
 LAST_STRIPPED = b"Error: Process completed with exit code 1."
 
-
-@contextlib.contextmanager
-def hang_guard(seconds: int = HANG_GUARD_S) -> Iterator[None]:
-    def on_alarm(signum: int, frame: object) -> None:
-        raise TimeoutError(f"did not finish within {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def read(body: bytes, query: str) -> bytes:
