@@ -15,7 +15,6 @@ import base64
 import hashlib
 import io
 import json
-import os
 import random
 import re
 import subprocess
@@ -465,7 +464,7 @@ def test_export_format(run, known, data_dir, tmp_path):
     target = tmp_path / "export.jsonl"
     result = run("export", str(target), "--data-dir", str(data_dir))
     assert result.code == 0, result.err
-    assert result.text.startswith(f"exported 8 pastes (") and result.text.endswith(
+    assert result.text.startswith("exported 8 pastes (") and result.text.endswith(
         f") to {target}; 2 expired ones left out\n"
     )
     data = target.read_bytes()

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from ncpaste.core import keys
+from ncpaste.core import keys, units
 from ncpaste.core.errors import BadOption, PasteError, RateLimited, TooLarge
 from ncpaste.core.ingest import PasteBuilder
 from ncpaste.logs import event
@@ -271,14 +271,8 @@ async def _receive(stream: trio.abc.ReceiveStream, builder: PasteBuilder, paste:
             finally:
                 paste.add(builder.drain())
             if len(data) > room:
-                raise TooLarge(f"paste too large: the limit is {_size(config.max_paste_bytes)}")
+                raise TooLarge(f"paste too large: the limit is {units.format_size(config.max_paste_bytes)}")
     return "incomplete"
-
-
-def _size(n: int) -> str:
-    from ncpaste.core import units
-
-    return units.format_size(n)
 
 
 async def stream_to_reader(send, paste: LivePaste, service: PasteService, stored: StoredPaste) -> None:  # type: ignore[no-untyped-def]

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from ncpaste.core import units
 from ncpaste.core.ansi import AnsiState
 from ncpaste.core.http import http_date
 from ncpaste.core.slicing import LogQuery, apply
@@ -94,6 +93,3 @@ async def stream_html(send: Send, paste: StoredPaste, body: bytes, service: Past
     await renderer.finish()
     await send(render_tail(info).encode())
 
-
-def human_size(n: int) -> str:
-    return units.format_size(n) if n % 1024 == 0 else f"{n} bytes"
