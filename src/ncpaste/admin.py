@@ -66,6 +66,7 @@ from ncpaste.store.maintenance import (
     POOL_DB,
     open_readonly,
 )
+from ncpaste.store.lmdb_store import EXPIRY_KEY as _EXPIRY
 from ncpaste.store.maintenance import shown_key as _shown
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,6 @@ MAX_LMDB_KEY_BYTES = 511
 # Largest value of the signed 64-bit time fields in a record header.
 MAX_TIME_MS = (1 << 63) - 1
 
-_EXPIRY = struct.Struct(">Q")
 _HEX_RE = re.compile(rb"[0-9a-fA-F]*")
 
 DATA_DIR_HELP = "the server's data dir (default $NCPASTE_DATA_DIR, else ./data) [NCPASTE_DATA_DIR]"

@@ -41,7 +41,16 @@ from ncpaste.store.codec import decode_meta, encode_record, record_frame
 
 log = logging.getLogger(__name__)
 
-_EXPIRY = struct.Struct(">Q")
+# The layout every tool that opens a data dir shares (maintenance, admin).
+PASTES_DB = b"pastes"
+EXPIRY_DB = b"expiry"
+POOL_DB = b"pool"
+LIVE_DB = b"live"
+# Named databases: the four above, with room to add some without a migration.
+MAX_DBS = 8
+# Expiry index keys: 8-byte big-endian expiry ms, then the paste key.
+EXPIRY_KEY = struct.Struct(">Q")
+_EXPIRY = EXPIRY_KEY
 # Live groups: key + NUL + 8-byte big-endian group number (0 is the marker).
 _LIVE_SUFFIX = 9
 # One live group holds at most what arrives in one commit interval; the size
@@ -130,7 +139,7 @@ class LmdbStore:
         self._env = lmdb.open(
             str(self.path),
             map_size=max(INITIAL_MAP_BYTES, 2 * existing),
-            max_dbs=8,
+            max_dbs=MAX_DBS,
             max_readers=MAX_READERS,
             subdir=True,
             sync=True,
@@ -139,11 +148,11 @@ class LmdbStore:
             meminit=False,
             readonly=readonly,
         )
-        self._pastes = self._env.open_db(b"pastes", create=not readonly)
-        self._expiry = self._env.open_db(b"expiry", create=not readonly)
-        self._pool = self._env.open_db(b"pool", create=not readonly)
+        self._pastes = self._env.open_db(PASTES_DB, create=not readonly)
+        self._expiry = self._env.open_db(EXPIRY_DB, create=not readonly)
+        self._pool = self._env.open_db(POOL_DB, create=not readonly)
         try:
-            self._live_db = self._env.open_db(b"live", create=not readonly)
+            self._live_db = self._env.open_db(LIVE_DB, create=not readonly)
         except lmdb.NotFoundError:  # read-only view of a store that never had a live paste
             self._live_db = None
 

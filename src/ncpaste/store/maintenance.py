@@ -28,7 +28,14 @@ from ncpaste.core import keys
 from ncpaste.core.errors import CorruptPaste
 from ncpaste.core.paste import PasteMeta
 from ncpaste.store import codec
-from ncpaste.store.lmdb_store import MAX_READERS
+from ncpaste.store.lmdb_store import (  # noqa: F401 (the layout names are re-exported to admin)
+    EXPIRY_DB,
+    EXPIRY_KEY,
+    MAX_DBS,
+    MAX_READERS,
+    PASTES_DB,
+    POOL_DB,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +44,8 @@ Progress = Callable[[str], None]
 _Db = object
 
 DATA_FILE = "data.mdb"
-# The databases a data dir must hold; ``lmdb_store`` creates all of them.
-PASTES_DB = b"pastes"
-EXPIRY_DB = b"expiry"
-POOL_DB = b"pool"
-# Same named-DB budget as the server opens with.
-MAX_DBS = 8
-# Expiry index keys: 8-byte big-endian expiry ms, then the paste key.
-_EXPIRY = struct.Struct(">Q")
+# The databases a data dir must hold and their layout: ``lmdb_store`` owns it.
+_EXPIRY = EXPIRY_KEY
 # The read-only map must cover the file at the moment our transaction starts.
 # Twice the current size leaves room for the server to grow it meanwhile; the
 # floor matches the server's initial map. It is address space, not memory.
