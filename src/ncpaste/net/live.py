@@ -26,8 +26,8 @@ from ncpaste.core.errors import BadOption, PasteError, RateLimited, TooLarge
 from ncpaste.core.ingest import PasteBuilder
 from ncpaste.logs import event
 from ncpaste.net.guard import peer_ip_of
-from ncpaste.net.netcat import REPLY_TIMEOUT_S, error_line
-from ncpaste.net.streams import RECEIVE_BYTES, close_quietly, drain, send_quietly
+from ncpaste.net.netcat import REPLY_TIMEOUT_S, error_line, refuse
+from ncpaste.net.streams import RECEIVE_BYTES, close_quietly, send_quietly
 from ncpaste.store import NewPaste, StoredPaste
 
 if TYPE_CHECKING:
@@ -174,8 +174,7 @@ async def handle_live(stream: trio.SocketStream, service: PasteService) -> None:
         except PasteError as error:
             metrics.paste_rejected("live", error.reason)
             event(log, "paste.refused", port="live", client=address, reason=error.reason)
-            if await send_quietly(stream, error_line(error), timeout_s=REPLY_TIMEOUT_S):
-                await drain(stream, timeout_s=config.drain_timeout_s, max_bytes=config.drain_max_bytes)
+            await refuse(stream, error_line(error), config)
             return
         reply = service.url(created.key) + "\n" + (f"token: {token}\n" if plan.token else "")
         await send_quietly(stream, reply.encode(), timeout_s=REPLY_TIMEOUT_S)
@@ -245,8 +244,7 @@ async def _follow_writer(
         message = error_line(error).decode().rstrip("\n")
         if isinstance(error, TooLarge):
             message += "; the paste is kept up to there"
-        if await send_quietly(stream, (message + "\n").encode(), timeout_s=REPLY_TIMEOUT_S):
-            await drain(stream, timeout_s=config.drain_timeout_s, max_bytes=config.drain_max_bytes)
+        await refuse(stream, (message + "\n").encode(), config)
 
 
 async def _receive(stream: trio.abc.ReceiveStream, builder: PasteBuilder, paste: LivePaste, config) -> str:  # type: ignore[no-untyped-def]

@@ -6,6 +6,7 @@ import logging
 
 import trio
 
+from ncpaste.config import Config
 from ncpaste.core.errors import EmptyPaste, PasteError, Timeout
 from ncpaste.core.ingest import PasteBuilder
 from ncpaste.logs import event
@@ -23,6 +24,13 @@ def error_line(error: PasteError) -> bytes:
     """The one place a PasteError becomes a netcat answer."""
     message = error.message if error.reason != "internal" else "internal error, try again"
     return f"error: {message}\n".encode()
+
+
+async def refuse(stream: trio.abc.Stream, line: bytes, config: Config) -> None:
+    """Send the error line, then read and discard what the client still
+    sends (bounded), so the line is shown instead of a connection reset."""
+    if await send_quietly(stream, line, timeout_s=REPLY_TIMEOUT_S):
+        await drain(stream, timeout_s=config.drain_timeout_s, max_bytes=config.drain_max_bytes)
 
 
 async def receive_paste(
@@ -78,8 +86,7 @@ async def handle_netcat(stream: trio.SocketStream, service: PasteService) -> Non
         except PasteError as error:
             service.metrics.paste_rejected("tcp", error.reason)
             event(log, "paste.refused", port="tcp", client=address if client else peer, reason=error.reason)
-            if await send_quietly(stream, error_line(error), timeout_s=REPLY_TIMEOUT_S):
-                await drain(stream, timeout_s=config.drain_timeout_s, max_bytes=config.drain_max_bytes)
+            await refuse(stream, error_line(error), config)
             return
         del body, builder  # the reply does not need the paste in memory
         reply = service.url(created.key) + "\n"
