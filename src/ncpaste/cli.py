@@ -70,7 +70,13 @@ def _cidr(text: str) -> str:
 
 
 SERVE_SETTINGS = (
-    Setting("--data-dir", "data_dir", Path, "DIR", "where the LMDB store lives (created if missing; default ./data)"),
+    Setting("--data-dir", "data_dir", Path, "DIR", "where the LMDB store lives (with --store: this node's key pool; default ./data)"),
+    Setting("--store", "store", lambda text: None if text.strip().lower() in ("", "lmdb") else text.strip(),
+            "s3://BUCKET/PREFIX?endpoint=URL",
+            "shared S3-compatible storage for several nodes (default: embedded LMDB in --data-dir); "
+            "credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"),
+    Setting("--store-cache-ttl", "store_cache_ttl_s", units.parse_seconds, "SECONDS",
+            "S3: a node serves a read paste from its cache this long before asking again (default 2)"),
     Setting("--tcp", "tcp", Address.parse, "HOST:PORT", "netcat listener HOST:PORT (default 0.0.0.0:9999)"),
     Setting("--http", "http", Address.parse, "HOST:PORT", "HTTP listener HOST:PORT (default 0.0.0.0:8080)"),
     Setting("--live", "live", lambda text: None if text.strip().lower() == "off" else Address.parse(text),
@@ -342,7 +348,8 @@ async def _serve_until_signalled(
 
         async def serve_then_finish(*, task_status: trio.TaskStatus[Any]) -> None:
             await serve(
-                config, inherited=inherited, run_jobs=first_worker, recover=first_worker, task_status=task_status
+                config, inherited=inherited, run_jobs=first_worker, recover=workers.worker_index() is None,
+                task_status=task_status,
             )
             nursery.cancel_scope.cancel()
 
@@ -423,21 +430,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _supervise(config: Config, argv: list[str], inherited: dict[str, list[Any]], watchdog_s: float | None) -> int:
     """--workers N: recover what a crash left open, bind, start the workers."""
-    from ncpaste.net.server import StartupError, open_lmdb
+    from ncpaste.net.server import StartupError, recover_store
 
     try:
-        store = open_lmdb(config)
+        recovered = trio.run(recover_store, config)
     except StartupError as exc:
         print(f"ncpaste: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    try:
-        from ncpaste.net.server import wall_clock_ms
-
-        recovered = store.recover_open_live(wall_clock_ms())
-        if recovered:
-            log.warning("%d live pastes were left open by a crash: kept, marked incomplete", recovered)
-    finally:
-        store.close()
+    if recovered:
+        log.warning("%d live pastes were left open by a crash: kept, marked incomplete", recovered)
     try:
         listeners = workers.bind_listeners(config, inherited)
     except OSError as exc:

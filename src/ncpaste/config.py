@@ -47,6 +47,14 @@ def _default_url(http: Address) -> str:
 @dataclass(frozen=True)
 class Config:
     data_dir: Path = Path("./data")
+    #: None: the embedded LMDB store in data_dir. Else shared object storage,
+    #: ``s3://BUCKET/PREFIX?endpoint=URL&region=R`` (data_dir then keeps only
+    #: this node's key pool); see README "Scaling out".
+    store: str | None = None
+    # With --store s3://: how long this node may serve a paste from its own
+    # cache without asking the engine, so how long a delete made on another
+    # node may go unseen here. Expiry is exact either way.
+    store_cache_ttl_s: float = 2.0
     tcp: Address = field(default_factory=lambda: Address("0.0.0.0", 9999))
     http: Address = field(default_factory=lambda: Address("0.0.0.0", 8080))
     #: The live port (URL first, readers follow); None switches it off.
@@ -165,6 +173,12 @@ def check(config: Config) -> Config:
         )
     if config.url is not None and not config.url.startswith(("http://", "https://")):
         raise ValueError(f"--url must start with http:// or https://, got {config.url!r}")
+    if config.store is not None:
+        from ncpaste.store.s3_client import S3Location  # parsing only, no I/O
+
+        S3Location.parse(config.store)
+    if not 0 <= config.store_cache_ttl_s <= 3600:
+        raise ValueError("--store-cache-ttl must be 0..3600 seconds")
     if not 1 <= config.ipv6_prefix <= 128:
         raise ValueError("--ipv6-prefix must be 1..128")
     for flag, value in (

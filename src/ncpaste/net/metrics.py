@@ -229,10 +229,14 @@ class Metrics:
         self._sweeps.observe(max(0.0, seconds))
 
     def set_store_stats(self, pastes: int, pool_keys: int, disk_bytes: int) -> None:
-        """Store figures from the periodic stats job (render never asks the store)."""
-        self._store_pastes.set(pastes)
+        """Store figures from the periodic stats job (render never asks the
+        store). A negative figure is one the store cannot know cheaply (S3
+        keeps no count): left out."""
+        if pastes >= 0:
+            self._store_pastes.set(pastes)
         self._pool_keys.set(pool_keys)
-        self._disk_bytes.set(disk_bytes)
+        if disk_bytes >= 0:
+            self._disk_bytes.set(disk_bytes)
 
     # -- exposition --------------------------------------------------------------
 

@@ -7,12 +7,14 @@ import logging
 import resource
 import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 
 import trio
 
 from ncpaste.config import Address, Config
+from ncpaste.core.errors import StorageUnavailable
 from ncpaste.net.guard import Guard
 from ncpaste.net.http import handle_http
 from ncpaste.net.live import handle_live
@@ -232,6 +234,62 @@ async def serve_with_store(
         handlers.cancel_scope.deadline = trio.current_time() + config.shutdown_grace_s
 
 
+@asynccontextmanager
+async def open_store(config: Config, clock_ms: Callable[[], int]) -> AsyncIterator[PasteStore]:
+    """The store ``config`` names, ready to use, closed on exit: the embedded
+    LMDB store (with its group-commit writer task), or shared S3 storage."""
+    if config.store is not None:
+        async with _open_s3(config, clock_ms) as store:
+            yield store
+        return
+    lmdb_store = await trio.to_thread.run_sync(open_lmdb, config)
+    try:
+        async with trio.open_nursery() as writer:
+            store = EmbeddedStore(lmdb_store, clock_ms)
+            await writer.start(store.run)
+            yield store
+            writer.cancel_scope.cancel()
+    finally:
+        lmdb_store.close()
+
+
+@asynccontextmanager
+async def _open_s3(config: Config, clock_ms: Callable[[], int]) -> AsyncIterator[PasteStore]:
+    from ncpaste.store.s3_client import CredentialSource, S3Client, S3Location
+    from ncpaste.store.s3_store import KeyPool, S3Store
+
+    assert config.store is not None
+    location = S3Location.parse(config.store)
+    try:
+        credentials = CredentialSource()
+        pool = await trio.to_thread.run_sync(
+            lambda: KeyPool(config.data_dir, key_length=config.key_length, target=config.pool_target)
+        )
+    except Exception as exc:
+        raise StartupError(f"cannot use store {location}: {exc}") from None
+    try:
+        async with S3Client(location, credentials) as client:
+            store = S3Store(client, pool, clock_ms, cache_ttl_s=config.store_cache_ttl_s)
+            try:
+                await store.ping()
+            except StorageUnavailable:
+                raise StartupError(
+                    f"cannot use store {location}: the bucket does not answer "
+                    "(is the engine up, does the bucket exist, are the credentials right?)"
+                ) from None
+            log.info("store: %s", location)
+            yield store
+    finally:
+        pool.close()
+
+
+async def recover_store(config: Config) -> int:
+    """Close the live pastes a crash left open (the --workers supervisor
+    does this once, before any worker starts); returns how many."""
+    async with open_store(config, wall_clock_ms) as store:
+        return await store.recover_live()
+
+
 async def serve(
     config: Config,
     *,
@@ -241,42 +299,36 @@ async def serve(
     recover: bool = True,
     task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Open the embedded store, run the periodic jobs (in one worker only:
+    """Open the store, run the periodic jobs (in one worker only:
     ``run_jobs``), close live pastes a crash left open (``recover``; the
     supervisor does it before starting workers), and serve the ports."""
-    lmdb_store = await trio.to_thread.run_sync(open_lmdb, config)
-    try:
-        async with trio.open_nursery() as jobs:
-            store = EmbeddedStore(lmdb_store, clock_ms)
-            await jobs.start(store.run)
-            recovered = await store.recover_live() if recover else 0
-            if recovered:
-                log.warning("%d live pastes were left open by a crash: kept, marked incomplete", recovered)
-            metrics = Metrics()
+    async with open_store(config, clock_ms) as store, trio.open_nursery() as jobs:
+        recovered = await store.recover_live() if recover else 0
+        if recovered:
+            log.warning("%d live pastes were left open by a crash: kept, marked incomplete", recovered)
+        metrics = Metrics()
 
-            async def sweep() -> int:
-                started = trio.current_time()
-                removed = await store.sweep_expired()
-                metrics.observe_sweep(trio.current_time() - started)
-                metrics.expired_removed(removed)
-                return removed
+        async def sweep() -> int:
+            started = trio.current_time()
+            removed = await store.sweep_expired()
+            metrics.observe_sweep(trio.current_time() - started)
+            metrics.expired_removed(removed)
+            return removed
 
-            async def read_stats() -> int:
-                stats = await store.stats()
-                metrics.set_store_stats(stats.pastes, stats.pool_keys, stats.disk_bytes)
-                return 0
+        async def read_stats() -> int:
+            stats = await store.stats()
+            metrics.set_store_stats(stats.pastes, stats.pool_keys, stats.disk_bytes)
+            return 0
 
-            if run_jobs:
-                jobs.start_soon(_every, config.pool_refill_interval_s, store.refill_pool, "key pool refilled")
-                jobs.start_soon(_every, config.sweep_interval_s, sweep, "expired pastes removed")
-                jobs.start_soon(_every, config.stats_interval_s, read_stats, "store stats")
+        if run_jobs:
+            jobs.start_soon(_every, config.pool_refill_interval_s, store.refill_pool, "key pool refilled")
+            jobs.start_soon(_every, config.sweep_interval_s, sweep, "expired pastes removed")
+            jobs.start_soon(_every, config.stats_interval_s, read_stats, "store stats")
 
-            async def serve_then_stop_jobs(*, task_status: trio.TaskStatus[Running]) -> None:
-                await serve_with_store(
-                    config, store, clock_ms, metrics=metrics, inherited=inherited, task_status=task_status
-                )
-                jobs.cancel_scope.cancel()
+        async def serve_then_stop_jobs(*, task_status: trio.TaskStatus[Running]) -> None:
+            await serve_with_store(
+                config, store, clock_ms, metrics=metrics, inherited=inherited, task_status=task_status
+            )
+            jobs.cancel_scope.cancel()
 
-            task_status.started(await jobs.start(serve_then_stop_jobs))
-    finally:
-        lmdb_store.close()
+        task_status.started(await jobs.start(serve_then_stop_jobs))

@@ -1,0 +1,519 @@
+"""Pastes on S3-compatible object storage, shared by any number of nodes.
+
+Each node is stateless apart from a small local LMDB (its pool of
+pre-generated keys and the live pastes it has open). The bucket holds, under
+the configured prefix:
+
+``p/KEY``                        one object per paste: the zstd frame, with
+                                 its metadata in ``x-amz-meta-*`` headers
+``x/HOUR/DUE.CREATED.KEY.KIND``  expiry markers, in time order: a sweep lists
+                                 only what is due (KIND ``p``: remove the
+                                 paste; ``c``: remove a spent claim)
+``c/KEY.CREATED``                a claim: the right to remove that one
+                                 generation of KEY
+``l/KEY/SEQ``                    the committed groups of an open live paste
+
+Uniqueness comes from the engine, never from us: a paste is written with
+``If-None-Match: *``, so of two nodes creating the same name exactly one
+wins (a random key that loses is simply replaced by the next one from the
+pool; for an alias, losing means it is taken). Removal works the same way:
+whoever creates the claim object ``c/KEY.CREATED`` is the only one that may
+delete that generation. So burn after read has exactly one reader across
+all nodes, a delete and a sweep on two nodes never both act, and a node
+that read an old generation can never delete the paste that replaced it.
+
+A URL is handed out only after the engine acknowledged the PUT. The expiry
+marker is written before the paste, so no crash can leave a paste that is
+never swept; a marker whose paste never landed is dropped by the sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import lmdb
+import trio
+
+from ncpaste.core import keys
+from ncpaste.core.errors import AliasTaken, CorruptPaste, Forbidden, NotFound, StorageUnavailable
+from ncpaste.core.paste import FLAG_ALIAS, FLAG_BURN, FLAG_INCOMPLETE, FLAG_OPEN, FLAG_TRUNCATED, PasteMeta
+from ncpaste.store import Created, NewPaste, StoredPaste, StoreStats, codec
+from ncpaste.store.s3_client import PreconditionFailed, S3Client, S3Object
+
+log = logging.getLogger(__name__)
+
+PASTE_PREFIX = "p/"
+MARKER_PREFIX = "x/"
+CLAIM_PREFIX = "c/"
+LIVE_PREFIX = "l/"
+# Metadata format version, for a future change of layout.
+META_VERSION = "1"
+# A spent claim is kept this long after its paste was removed: any node that
+# read the old generation before the removal has finished with it by then
+# (one S3 call gives up after 30 s), so it cannot claim that generation again.
+CLAIM_KEEP_S = 600
+# A claim whose winner removed nothing within this long was abandoned (its
+# node died between claim and delete); the sweep may then remove the paste.
+CLAIM_LEASE_S = 300
+# A random key that loses its create-only PUT is taken by another paste;
+# with 69.7-bit keys even one loss means something is wrong, so a few tries.
+MAX_KEY_ATTEMPTS = 8
+# An expired alias is removed and claimed again; others may race for it.
+MAX_ALIAS_ATTEMPTS = 4
+# Markers processed at once by one sweep: parallel HEAD/DELETE calls hide
+# round trips without flooding the engine.
+SWEEP_CONCURRENCY = 16
+# One sweep call handles at most this many marker pages (1000 each); the
+# next periodic sweep continues.
+MAX_SWEEP_PAGES = 20
+# Pages of live groups read in one call (1000 groups each, one group per
+# commit interval: 0.5 s x 1000 = 8 minutes of a stream per page).
+MAX_LIVE_PAGES = 1000
+LIVE_GROUP_DIGITS = 10
+# The node-local cache of read pastes (compressed frames): bounded bytes,
+# small items only; a hit younger than the TTL is served without asking S3,
+# an older one is revalidated with a conditional GET (304: no body sent).
+CACHE_BYTES = 64 * 1024 * 1024
+CACHE_ITEM_MAX_BYTES = 1024 * 1024
+# How long another node may keep serving a paste deleted elsewhere: a
+# reader's view is at most this stale. Expiry is exact (checked locally).
+DEFAULT_CACHE_TTL_S = 2.0
+# Local pool of pre-generated keys.
+POOL_DB = b"pool"
+OPEN_DB = b"open"
+POOL_MAP_BYTES = 64 * 1024 * 1024
+REFILL_BATCH = 1000
+
+
+@dataclass(slots=True)
+class _Cached:
+    paste: StoredPaste
+    etag: str
+    checked_ms: int
+
+
+class KeyPool:
+    """Pre-generated random keys in a small local LMDB (a key lost with a
+    crashed node is fine: it was never handed out). Also remembers which
+    live pastes this node has open, to close them after a crash."""
+
+    def __init__(self, path: Path, *, key_length: int, target: int, new_key: Callable[[int], str] = keys.new_key):
+        path.mkdir(parents=True, exist_ok=True)
+        self.key_length = key_length
+        self.target = target
+        self._new_key = new_key
+        # No fsync: losing the last keys taken means handing one out again,
+        # which the create-only PUT turns into "take the next one".
+        self._env = lmdb.open(str(path / "s3-node"), map_size=POOL_MAP_BYTES, max_dbs=4, sync=False, metasync=False)
+        self._pool = self._env.open_db(POOL_DB)
+        self._open = self._env.open_db(OPEN_DB)
+
+    def close(self) -> None:
+        self._env.close()
+
+    def take(self) -> str:
+        with self._env.begin(write=True, db=self._pool) as txn:
+            cursor = txn.cursor()
+            # Next to a random point, not the first: see LmdbStore._key_from_pool.
+            probe = self._new_key(self.key_length).encode()
+            if cursor.set_range(probe) or cursor.first():
+                key = bytes(cursor.key())
+                cursor.delete()
+                return key.decode()
+        return self._new_key(self.key_length)
+
+    def refill(self, batch: int) -> int:
+        with self._env.begin(write=True, db=self._pool) as txn:
+            missing = self.target - txn.stat(self._pool)["entries"]
+            added = 0
+            for _ in range(min(batch, max(missing, 0))):
+                if txn.put(self._new_key(self.key_length).encode(), b"", overwrite=False):
+                    added += 1
+        return added
+
+    def size(self) -> int:
+        with self._env.begin() as txn:
+            return txn.stat(self._pool)["entries"]
+
+    def mark_open(self, key: str, is_open: bool) -> None:
+        with self._env.begin(write=True, db=self._open) as txn:
+            if is_open:
+                txn.put(key.encode(), b"")
+            else:
+                txn.delete(key.encode())
+        if is_open:
+            self._env.sync(True)  # recovery depends on this one
+
+    def open_keys(self) -> list[str]:
+        with self._env.begin(db=self._open) as txn:
+            return [bytes(name).decode() for name, _ in txn.cursor()]
+
+
+def _marker_name(due_ms: int, created_ms: int, key: str, kind: str) -> str:
+    hour = time.strftime("%Y-%m-%dT%H", time.gmtime(due_ms / 1000))
+    return f"{MARKER_PREFIX}{hour}/{due_ms:013d}.{created_ms}.{key}.{kind}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Marker:
+    name: str
+    due_ms: int
+    created_ms: int
+    key: str
+    kind: str
+
+    @classmethod
+    def parse(cls, name: str) -> _Marker | None:
+        leaf = name.rsplit("/", 1)[-1]
+        parts = leaf.split(".", 2)
+        if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
+            return None
+        key, _, kind = parts[2].rpartition(".")
+        if not key or kind not in ("p", "c"):
+            return None
+        return cls(name, int(parts[0]), int(parts[1]), key, kind)
+
+
+def _meta_headers(meta: PasteMeta, live_expire_s: int | None = None) -> dict[str, str]:
+    headers = {
+        "v": META_VERSION,
+        "created": str(meta.created_ms),
+        "expires": str(meta.expires_ms),
+        "size": str(meta.size),
+        "checksum": meta.checksum.hex(),
+        "token": meta.token_hash.hex(),
+        "flags": str(meta.flags),
+    }
+    if live_expire_s is not None:
+        headers["live-expire"] = str(live_expire_s)
+    return headers
+
+
+def _meta_of(obj: S3Object) -> PasteMeta:
+    try:
+        if obj.meta("v") != META_VERSION:
+            raise ValueError("unknown metadata version")
+        return PasteMeta(
+            int(obj.meta("created") or ""),
+            int(obj.meta("expires") or ""),
+            int(obj.meta("size") or ""),
+            bytes.fromhex(obj.meta("checksum") or ""),
+            bytes.fromhex(obj.meta("token") or ""),
+            int(obj.meta("flags") or ""),
+        )
+    except ValueError:
+        raise CorruptPaste("stored paste is damaged") from None
+
+
+class S3Store:
+    """``PasteStore`` on an S3 bucket; many nodes may share one bucket."""
+
+    def __init__(
+        self,
+        client: S3Client,
+        pool: KeyPool,
+        clock_ms: Callable[[], int],
+        *,
+        cache_ttl_s: float = DEFAULT_CACHE_TTL_S,
+        cache_bytes: int = CACHE_BYTES,
+    ) -> None:
+        self._s3 = client
+        self._pool = pool
+        self._clock_ms = clock_ms
+        self._cache_ttl_ms = int(cache_ttl_s * 1000)
+        self._cache_bytes = cache_bytes
+        self._cache: OrderedDict[str, _Cached] = OrderedDict()
+        self._cached_bytes = 0
+
+    # -- create ----------------------------------------------------------------
+
+    async def create(self, paste: NewPaste) -> Created:
+        now = self._clock_ms()
+        flags = (FLAG_BURN if paste.burn else 0) | (FLAG_ALIAS if paste.alias else 0)
+        expires = now + paste.expire_s * 1000
+        live_expire_s = None
+        if paste.live_hold_s:
+            flags |= FLAG_OPEN
+            expires += paste.live_hold_s * 1000
+            live_expire_s = paste.expire_s
+        meta = PasteMeta(now, expires, paste.size, paste.checksum, paste.token_hash, flags)
+        headers = _meta_headers(meta, live_expire_s)
+        if paste.alias is not None:
+            key = await self._create_alias(paste.alias, paste.frame, meta, headers)
+        else:
+            key = await self._create_random(paste.frame, meta, headers)
+        if paste.live_hold_s:
+            await trio.to_thread.run_sync(self._pool.mark_open, key, True)
+        return Created(key, now, expires)
+
+    async def _create_random(self, frame: bytes, meta: PasteMeta, headers: dict[str, str]) -> str:
+        for _ in range(MAX_KEY_ATTEMPTS):
+            key = self._pool.take()
+            if await self._put_new(key, frame, meta, headers):
+                return key
+            log.warning("a pooled key was taken already; trying the next one")
+        raise StorageUnavailable("storage unavailable: could not find a free key")
+
+    async def _create_alias(self, alias: str, frame: bytes, meta: PasteMeta, headers: dict[str, str]) -> str:
+        for _ in range(MAX_ALIAS_ATTEMPTS):
+            if await self._put_new(alias, frame, meta, headers):
+                return alias
+            existing = await self._s3.head(PASTE_PREFIX + alias)
+            if existing is None:
+                continue  # removed in between: try again
+            old = _meta_of(existing)
+            if old.expires_ms > self._clock_ms():
+                break
+            # Expired but not swept yet: the name is free once that
+            # generation is removed (by us, or by whoever claimed it).
+            await self._remove(alias, old.created_ms, abandoned_ok=True)
+        raise AliasTaken(f"alias {alias!r} is taken: choose another name or leave alias out")
+
+    async def _put_new(self, key: str, frame: bytes, meta: PasteMeta, headers: dict[str, str]) -> bool:
+        """Marker first, then the create-only PUT; False if the name is taken."""
+        marker = _marker_name(meta.expires_ms, meta.created_ms, key, "p")
+        await self._s3.put(marker, b"")
+        headers = {**headers, "nonce": os.urandom(8).hex()}
+        try:
+            await self._s3.put(PASTE_PREFIX + key, frame, meta=headers, create_only=True, content_type="application/zstd")
+            return True
+        except PreconditionFailed:
+            # Our own earlier attempt may have landed before a retry: the
+            # random nonce tells whose paste is there.
+            existing = await self._s3.head(PASTE_PREFIX + key)
+            if existing is not None and existing.meta("nonce") == headers["nonce"]:
+                return True
+            await self._s3.delete(marker)
+            return False
+
+    # -- read ------------------------------------------------------------------
+
+    async def get(self, key: str) -> StoredPaste | None:
+        now = self._clock_ms()
+        cached = self._cache.get(key)
+        if cached is not None:
+            if cached.paste.meta.expires_ms <= now:
+                self._forget(key)
+                return None
+            if now - cached.checked_ms < self._cache_ttl_ms:
+                self._cache.move_to_end(key)
+                return cached.paste
+        obj = await self._s3.get(PASTE_PREFIX + key, if_none_match=cached.etag if cached else None)
+        if obj is None:
+            self._forget(key)
+            return None
+        if obj.status == 304 and cached is not None:
+            cached.checked_ms = now
+            self._cache.move_to_end(key)
+            return cached.paste
+        paste = StoredPaste(key, _meta_of(obj), obj.body)
+        if paste.meta.expires_ms <= now:
+            self._forget(key)
+            return None
+        self._remember(key, paste, obj.etag, now)
+        return paste
+
+    async def _fetch(self, key: str) -> StoredPaste | None:
+        """The paste as S3 has it now, bypassing the cache."""
+        obj = await self._s3.get(PASTE_PREFIX + key)
+        if obj is None:
+            return None
+        paste = StoredPaste(key, _meta_of(obj), obj.body)
+        return paste if paste.meta.expires_ms > self._clock_ms() else None
+
+    def _remember(self, key: str, paste: StoredPaste, etag: str, now: int) -> None:
+        if paste.meta.is_open or paste.meta.burn or len(paste.frame) > CACHE_ITEM_MAX_BYTES or not etag:
+            return
+        self._forget(key)
+        self._cache[key] = _Cached(paste, etag, now)
+        self._cached_bytes += len(paste.frame)
+        while self._cached_bytes > self._cache_bytes:
+            _, old = self._cache.popitem(last=False)
+            self._cached_bytes -= len(old.paste.frame)
+
+    def _forget(self, key: str) -> None:
+        old = self._cache.pop(key, None)
+        if old is not None:
+            self._cached_bytes -= len(old.paste.frame)
+
+    # -- remove ----------------------------------------------------------------
+
+    async def take(self, key: str) -> StoredPaste | None:
+        paste = await self._fetch(key)
+        if paste is None or not await self._remove(key, paste.meta.created_ms):
+            return None  # another reader, on any node, got it
+        return paste
+
+    async def delete(self, key: str, token: str) -> None:
+        paste = await self._fetch(key)
+        if paste is None:
+            raise NotFound("no such paste (it may have expired)")
+        if not keys.token_matches(token, paste.meta.token_hash):
+            raise Forbidden("wrong delete token")
+        if not await self._remove(key, paste.meta.created_ms):
+            raise NotFound("no such paste (it may have expired)")
+
+    async def _remove(self, key: str, created_ms: int, *, abandoned_ok: bool = False) -> bool:
+        """Claim generation ``created_ms`` of ``key`` and delete it; False if
+        someone else holds the claim. ``abandoned_ok``: a claim older than
+        the lease whose paste is still there was abandoned; remove anyway."""
+        claim = f"{CLAIM_PREFIX}{key}.{created_ms}"
+        now = self._clock_ms()
+        stamp = f"{now} {os.urandom(8).hex()}"
+        try:
+            await self._s3.put(claim, stamp.encode(), create_only=True)
+        except PreconditionFailed:
+            held = await self._s3.get(claim)
+            mine = held is not None and held.body == stamp.encode()
+            if not mine:
+                if not abandoned_ok or held is None or not _claim_abandoned(held.body, now):
+                    return False
+                log.warning("a claim was abandoned (its node stopped mid-removal); removing the paste")
+        self._forget(key)
+        await self._s3.put(_marker_name(now + CLAIM_KEEP_S * 1000, created_ms, key, "c"), b"")
+        await self._s3.delete(PASTE_PREFIX + key)
+        return True
+
+    # -- expiry ----------------------------------------------------------------
+
+    async def sweep_expired(self) -> int:
+        """Act on every due marker: list ``x/`` from the start (markers sort
+        by due time) and stop at the first one not yet due. Sweepers on many
+        nodes may run at once: claims make them harmless to each other."""
+        removed = 0
+        start_after = ""
+        limiter = trio.CapacityLimiter(SWEEP_CONCURRENCY)
+        for _ in range(MAX_SWEEP_PAGES):
+            now = self._clock_ms()
+            listed = await self._s3.list(MARKER_PREFIX, start_after=start_after)
+            markers = [m for m in (_Marker.parse(item.key) for item in listed) if m is not None]
+            due = [m for m in markers if m.due_ms <= now]
+            random.shuffle(due)  # several nodes sweeping: fewer collisions
+            results: list[int] = []
+
+            async def handle(marker: _Marker) -> None:
+                async with limiter:
+                    results.append(await self._handle_marker(marker, now))
+
+            async with trio.open_nursery() as nursery:
+                for marker in due:
+                    nursery.start_soon(handle, marker)
+            removed += sum(results)
+            if not listed or len(due) < len(markers) or len(listed) < 1000:
+                break
+            start_after = listed[-1].key
+        return removed
+
+    async def _handle_marker(self, marker: _Marker, now: int) -> int:
+        if marker.kind == "c":
+            await self._s3.delete(f"{CLAIM_PREFIX}{marker.key}.{marker.created_ms}")
+            await self._s3.delete(marker.name)
+            return 0
+        obj = await self._s3.head(PASTE_PREFIX + marker.key)
+        if obj is None or obj.meta("created") != str(marker.created_ms):
+            await self._s3.delete(marker.name)  # gone, or a newer paste under that name
+            return 0
+        meta = _meta_of(obj)
+        if meta.expires_ms > now:
+            # Its expiry moved (a live paste finished, or clocks differ):
+            # re-mark it for then.
+            await self._s3.put(_marker_name(meta.expires_ms, meta.created_ms, marker.key, "p"), b"")
+            await self._s3.delete(marker.name)
+            return 0
+        done = await self._remove(marker.key, meta.created_ms, abandoned_ok=True)
+        if done or await self._s3.head(PASTE_PREFIX + marker.key) is None:
+            await self._s3.delete(marker.name)
+        return int(done)
+
+    # -- key pool and stats ------------------------------------------------------
+
+    async def refill_pool(self) -> int:
+        total = 0
+        while True:
+            added = await trio.to_thread.run_sync(self._pool.refill, REFILL_BATCH)
+            total += added
+            if added < REFILL_BATCH:
+                return total
+
+    async def stats(self) -> StoreStats:
+        # Counting a bucket means listing all of it; that is the engine's job
+        # (its own metrics), not something to do every few seconds.
+        pool = await trio.to_thread.run_sync(self._pool.size)
+        return StoreStats(pastes=-1, pool_keys=pool, expiry_entries=-1, disk_bytes=-1, map_bytes=0)
+
+    async def ping(self) -> None:
+        await self._s3.check_bucket()
+
+    # -- live pastes --------------------------------------------------------------
+
+    def _group_name(self, key: str, seq: int) -> str:
+        return f"{LIVE_PREFIX}{key}/{seq:0{LIVE_GROUP_DIGITS}d}"
+
+    async def append_live(self, key: str, seq: int, data: bytes, size: int) -> None:
+        head = await self._s3.head(PASTE_PREFIX + key)
+        if head is None or not _meta_of(head).is_open:
+            raise NotFound("the live paste is gone (deleted)")
+        frame = await trio.to_thread.run_sync(codec.compress, data)
+        await self._s3.put(self._group_name(key, seq), frame, content_type="application/zstd")
+
+    async def read_live(self, key: str, after_group: int = 0) -> tuple[bytes, int]:
+        prefix = f"{LIVE_PREFIX}{key}/"
+        start_after = self._group_name(key, after_group)
+        parts: list[bytes] = []
+        last = after_group
+        for _ in range(MAX_LIVE_PAGES):
+            listed = await self._s3.list(prefix, start_after=start_after)
+            for item in listed:
+                seq_text = item.key[len(prefix):]
+                if not seq_text.isdigit():
+                    continue
+                obj = await self._s3.get(item.key)
+                if obj is None:  # the paste finished meanwhile: groups are gone
+                    return b"".join(parts), last
+                parts.append(await trio.to_thread.run_sync(codec.decompress, obj.body, 1 << 31))
+                last = int(seq_text)
+            if len(listed) < 1000:
+                break
+            start_after = listed[-1].key
+        return b"".join(parts), last
+
+    async def finish_live(self, key: str, *, incomplete: bool, truncated: bool) -> None:
+        head = await self._s3.head(PASTE_PREFIX + key)
+        if head is None or not _meta_of(head).is_open:
+            await trio.to_thread.run_sync(self._pool.mark_open, key, False)
+            return
+        meta = _meta_of(head)
+        expire_s = int(head.meta("live-expire") or "0")
+        body, _ = await self.read_live(key)
+        now = self._clock_ms()
+        flags = (meta.flags & ~FLAG_OPEN) | (FLAG_INCOMPLETE if incomplete else 0) | (FLAG_TRUNCATED if truncated else 0)
+        final = PasteMeta(meta.created_ms, now + expire_s * 1000, len(body), codec.checksum(body), meta.token_hash, flags)
+        frame = await trio.to_thread.run_sync(codec.compress, body)
+        await self._s3.put(_marker_name(final.expires_ms, final.created_ms, key, "p"), b"")
+        # Overwrite: this node created the open paste and is its only writer.
+        await self._s3.put(PASTE_PREFIX + key, frame, meta=_meta_headers(final), content_type="application/zstd")
+        self._forget(key)
+        prefix = f"{LIVE_PREFIX}{key}/"
+        while listed := await self._s3.list(prefix):
+            async with trio.open_nursery() as nursery:
+                for item in listed:
+                    nursery.start_soon(self._s3.delete, item.key)
+        await trio.to_thread.run_sync(self._pool.mark_open, key, False)
+
+    async def recover_live(self) -> int:
+        left_open = await trio.to_thread.run_sync(self._pool.open_keys)
+        for key in left_open:
+            await self.finish_live(key, incomplete=True, truncated=False)
+        return len(left_open)
+
+
+def _claim_abandoned(body: bytes, now: int) -> bool:
+    stamp = body.split(b" ", 1)[0]
+    return stamp.isdigit() and now - int(stamp) > CLAIM_LEASE_S * 1000
