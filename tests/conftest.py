@@ -292,6 +292,21 @@ def s3_engine(tmp_path_factory: pytest.TempPathFactory):
         engine.stop(grace_s=0)  # throwaway data: no 15 s graceful filer shutdown
 
 
+@pytest.fixture(scope="session")
+def ceph_engine(tmp_path_factory: pytest.TempPathFactory):
+    """A real single-node Ceph radosgw (Debian's packages), one per session."""
+    from engines import ceph_available, start_ceph
+
+    if not ceph_available():
+        pytest.skip("Ceph is not installed (apt-get install ceph-mon ceph-osd radosgw)")
+    engine = start_ceph(tmp_path_factory.mktemp("ceph"), osds=1)
+    try:
+        engine.make_bucket(S3_BUCKET)
+        yield engine
+    finally:
+        engine.stop()
+
+
 def s3_url(engine, prefix: str | None = None) -> str:  # type: ignore[no-untyped-def]
     """A --store value for ``engine``: a fresh prefix unless one is given."""
     import uuid

@@ -1,5 +1,5 @@
-"""One contract, two backends: the embedded LMDB store and S3 (a real
-SeaweedFS) must behave the same through the ``PasteStore`` protocol the
+"""One contract, every backend: the embedded LMDB store and S3 (a real
+SeaweedFS, and a real Ceph radosgw in the slow group) must behave the same through the ``PasteStore`` protocol the
 network shell uses. Time is injected, so expiry costs no waiting."""
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ async def open_s3_store(engine, prefix: str, data_dir: Path, clock: FakeClock, *
     return S3Store(client, pool, clock, **kwargs), client, pool  # type: ignore[arg-type]
 
 
-@pytest.fixture(params=["lmdb", "s3"])
+@pytest.fixture(params=["lmdb", "s3", pytest.param("ceph", marks=[pytest.mark.slow, pytest.mark.ceph])])
 async def backend(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock, nursery: trio.Nursery) -> AsyncIterator[PasteStore]:
     if request.param == "lmdb":
         lmdb_store = LmdbStore(tmp_path / "db", pool_target=50)
@@ -56,7 +56,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClo
         yield store
         lmdb_store.close()
     else:
-        engine = request.getfixturevalue("s3_engine")
+        engine = request.getfixturevalue("s3_engine" if request.param == "s3" else "ceph_engine")
         store3, client, pool = await open_s3_store(engine, uuid.uuid4().hex, tmp_path / "node", clock)
         yield store3
         await client.aclose()
