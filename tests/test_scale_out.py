@@ -6,12 +6,12 @@ gives clear errors and the node lives on."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
 import threading
 import time
-from functools import partial
 from pathlib import Path
 
 import pytest
@@ -187,30 +187,67 @@ def test_killing_a_node_loses_nothing_it_acknowledged(s3_env, cli_server, tmp_pa
         assert _get(b.http_port, "/" + key) == (200, body), key
 
 
+class Outage:
+    """A TCP relay between a node and the engine that can be cut (connection
+    refused, open connections reset) and restored on the same port."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self._scope: trio.CancelScope | None = None
+
+    async def up(self, nursery: trio.Nursery) -> None:
+        self._scope = await nursery.start(self._serve)
+
+    def down(self) -> None:
+        assert self._scope is not None
+        self._scope.cancel()
+
+    async def _serve(self, *, task_status: trio.TaskStatus[trio.CancelScope]) -> None:
+        with trio.CancelScope() as scope:
+            listeners = await trio.open_tcp_listeners(self.port, host="127.0.0.1")
+            self.port = listeners[0].socket.getsockname()[1]
+            task_status.started(scope)
+            await trio.serve_listeners(self._relay, listeners)
+
+    async def _relay(self, client: trio.SocketStream) -> None:
+        async with client, await trio.open_tcp_stream("127.0.0.1", self.target_port) as engine:
+
+            async def pump(source: trio.SocketStream, sink: trio.SocketStream) -> None:
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    while data := await source.receive_some(65536):
+                        await sink.send_all(data)
+                nursery.cancel_scope.cancel()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(pump, client, engine)
+                nursery.start_soon(pump, engine, client)
+
+
 async def test_an_engine_outage_gives_clear_errors_and_the_node_lives_on(
     s3_env, config, nursery: trio.Nursery, tmp_path: Path, clock: FakeClock
 ) -> None:
-    from engines import start_seaweedfs
+    from urllib.parse import urlsplit
 
-    from conftest import S3_BUCKET
-
-    engine = await trio.to_thread.run_sync(partial(start_seaweedfs, tmp_path / "engine"))
-    try:
-        await trio.to_thread.run_sync(engine.make_bucket, S3_BUCKET)
-        node = await start_server(nursery, config, clock, store=s3_url(engine), data_dir=tmp_path / "node")
-        with trio.fail_after(120):
-            key = key_of(await nc(node.tcp_port, b"before the outage\n"))
-            await trio.to_thread.run_sync(partial(engine.stop, grace_s=0))
-            assert await nc(node.tcp_port, b"during the outage\n") == b"error: storage unavailable\n"
-            posted = await fetch(node.http_port, "POST", "/", b"during the outage\n")
-            assert posted.status == 503 and posted.body.startswith(b"error: storage unavailable")
-            read = await fetch(node.http_port, "GET", "/Zz9Zz9Zz9Zz9")  # in no cache
-            assert read.status == 503 and read.body.startswith(b"error: storage unavailable")
-            # What was read before may still come from the node's cache.
-            assert (await fetch(node.http_port, "GET", "/" + key)).status in (200, 503)
-            assert (await fetch(node.http_port, "GET", "/healthz")).status == 503
-    finally:
-        engine.stop(grace_s=0)
+    outage = Outage(urlsplit(s3_env.endpoint).port)
+    await outage.up(nursery)
+    engine_via_relay = s3_url(s3_env).replace(s3_env.endpoint, f"http://127.0.0.1:{outage.port}")
+    node = await start_server(nursery, config, clock, store=engine_via_relay, data_dir=tmp_path / "node")
+    with trio.fail_after(60):
+        key = key_of(await nc(node.tcp_port, b"before the outage\n"))
+        outage.down()
+        assert await nc(node.tcp_port, b"during the outage\n") == b"error: storage unavailable\n"
+        posted = await fetch(node.http_port, "POST", "/", b"during the outage\n")
+        assert posted.status == 503 and posted.body.startswith(b"error: storage unavailable")
+        read = await fetch(node.http_port, "GET", "/Zz9Zz9Zz9Zz9")  # in no cache
+        assert read.status == 503 and read.body.startswith(b"error: storage unavailable")
+        assert (await fetch(node.http_port, "GET", "/healthz")).status == 503
+        # The engine comes back: the node goes on by itself, nothing was lost.
+        await outage.up(nursery)
+        assert (await fetch(node.http_port, "GET", "/healthz")).status == 200
+        assert (await fetch(node.http_port, "GET", "/" + key)).body == b"before the outage\n"
+        after = key_of(await nc(node.tcp_port, b"after the outage\n"))
+        assert (await fetch(node.http_port, "GET", "/" + after)).body == b"after the outage\n"
 
 
 async def test_a_live_paste_written_on_one_node_is_followed_on_another(
@@ -238,3 +275,23 @@ async def test_a_live_paste_written_on_one_node_is_followed_on_another(
         assert done.body == b"compiling...\ntests passed\n" and done.headers["x-paste-state"] == "complete"
         await writer.aclose()
         await reader.aclose()
+
+
+def test_a_node_that_cannot_use_its_bucket_says_why_and_exits_1(s3_env, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def serve(store: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ncpaste", "serve", "--store", store, "--data-dir", str(tmp_path / "node"),
+             "--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--live", "off"],
+            capture_output=True, text=True, timeout=60, env={**os.environ, **env},
+        )
+
+    missing = serve(f"s3://no-such-bucket/p?endpoint={s3_env.endpoint}")
+    assert missing.returncode == 1 and missing.stderr.strip().endswith(": no such bucket")
+    refused = serve(s3_url(s3_env), AWS_SECRET_ACCESS_KEY="wrong")
+    assert refused.returncode == 1 and refused.stderr.strip().endswith("refused the credentials (403)")
+    down = serve(s3_url(s3_env).replace(s3_env.endpoint, "http://127.0.0.1:1"))
+    assert down.returncode == 1 and down.stderr.strip().endswith("the engine does not answer")
+    assert "wrong" not in refused.stderr  # the secret is never printed

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field, replace
 import trio
 
 from ncpaste.config import Address, Config
-from ncpaste.core.errors import StorageUnavailable
 from ncpaste.net.guard import Guard
 from ncpaste.net.http import handle_http
 from ncpaste.net.live import handle_live
@@ -270,13 +269,9 @@ async def _open_s3(config: Config, clock_ms: Callable[[], int]) -> AsyncIterator
     try:
         async with S3Client(location, credentials) as client:
             store = S3Store(client, pool, clock_ms, cache_ttl_s=config.store_cache_ttl_s)
-            try:
-                await store.ping()
-            except StorageUnavailable:
-                raise StartupError(
-                    f"cannot use store {location}: the bucket does not answer "
-                    "(is the engine up, does the bucket exist, are the credentials right?)"
-                ) from None
+            problem = await client.bucket_problem()
+            if problem is not None:
+                raise StartupError(f"cannot use store {location}: {problem}")
             log.info("store: %s", location)
             yield store
     finally:

@@ -232,13 +232,22 @@ class S3Client:
 
     async def check_bucket(self) -> None:
         """Raise StorageUnavailable unless the bucket answers (HEAD bucket)."""
-        response = await self._call("HEAD", None, expect=(200, 403, 404))
+        problem = await self.bucket_problem()
+        if problem is not None:
+            log.error("S3 bucket %r at %s: %s", self.location.bucket, self.location.endpoint, problem)
+            raise StorageUnavailable("storage unavailable")
+
+    async def bucket_problem(self) -> str | None:
+        """Why the bucket cannot be used, in words for an operator; None if it can."""
+        try:
+            response = await self._call("HEAD", None, expect=(200, 403, 404))
+        except StorageUnavailable:
+            return "the engine does not answer"
         if response.status_code == 404:
-            log.error("S3 bucket %r does not exist at %s", self.location.bucket, self.location.endpoint)
-            raise StorageUnavailable("storage unavailable")
+            return "no such bucket"
         if response.status_code == 403:
-            log.error("S3 refused our credentials for bucket %r", self.location.bucket)
-            raise StorageUnavailable("storage unavailable")
+            return "the engine refused the credentials (403)"
+        return None
 
     # -- the one edge ------------------------------------------------------------
 
