@@ -33,7 +33,7 @@ def bounded(test):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-async def nodes(s3_engine, tmp_path: Path, clock: FakeClock) -> AsyncIterator[Callable[..., S3Store]]:  # type: ignore[no-untyped-def]
+async def nodes(s3_engine, tmp_path: Path, clock: FakeClock, nursery: trio.Nursery) -> AsyncIterator[Callable[..., S3Store]]:  # type: ignore[no-untyped-def]
     """A factory of nodes sharing one fresh prefix, each with its own data dir."""
     prefix = uuid.uuid4().hex
     opened = []
@@ -41,6 +41,7 @@ async def nodes(s3_engine, tmp_path: Path, clock: FakeClock) -> AsyncIterator[Ca
     async def node(**kwargs: object) -> S3Store:
         store, client, pool = await open_s3_store(s3_engine, prefix, tmp_path / f"node{len(opened)}", clock, **kwargs)
         opened.append((client, pool))
+        await nursery.start(store.run)
         return store
 
     yield node  # type: ignore[misc]
@@ -166,6 +167,40 @@ async def test_spent_claims_are_cleaned_up_later(nodes, clock: FakeClock, s3_eng
 
 
 @bounded
+async def test_pastes_created_together_share_one_marker(nodes, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
+    a = await nodes()
+    async with trio.open_nursery() as nursery:
+        for i in range(40):
+            nursery.start_soon(a.create, new_paste(b"p%d" % i, expire_s=60))
+    markers = await a._s3.list("x/")
+    assert 1 <= len(markers) < 40  # group commit: fewer marker PUTs than pastes
+    clock.advance(61)
+    assert await a.sweep_expired() == 40
+    assert await a._s3.list("x/") == [] and await a._s3.list("p/") == []
+
+
+@bounded
+async def test_a_marker_with_pastes_of_different_expiry_keeps_the_later_ones(nodes, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
+    a = await nodes()
+    short, long = await a.create(new_paste(b"short", expire_s=60)), None
+
+    async def make_long() -> None:
+        nonlocal long
+        long = await a.create(new_paste(b"long", expire_s=7200))
+
+    async with trio.open_nursery() as nursery:  # likely one marker for both
+        nursery.start_soon(make_long)
+        nursery.start_soon(a.create, new_paste(b"short 2", expire_s=60))
+    clock.advance(61)
+    assert await a.sweep_expired() == 2
+    assert await a.get(short.key) is None
+    assert long is not None and body_of(await a.get(long.key)) == b"long"
+    clock.advance(7200)
+    assert await a.sweep_expired() == 1
+    assert await a._s3.list("x/") == []
+
+
+@bounded
 async def test_an_abandoned_claim_does_not_keep_an_expired_paste_forever(nodes, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
     a = await nodes()
     created = await a.create(new_paste(b"stuck", expire_s=60, alias="stuck-alias"))
@@ -197,7 +232,7 @@ async def test_a_damaged_object_is_reported_not_served(nodes) -> None:  # type: 
 
 
 @bounded
-async def test_an_engine_that_is_down_gives_storage_unavailable(tmp_path: Path, clock: FakeClock) -> None:
+async def test_an_engine_that_is_down_gives_storage_unavailable(tmp_path: Path, clock: FakeClock, nursery: trio.Nursery) -> None:
     from botocore.credentials import Credentials
 
     from ncpaste.store.s3_store import KeyPool
@@ -207,6 +242,7 @@ async def test_an_engine_that_is_down_gives_storage_unavailable(tmp_path: Path, 
         pool = KeyPool(tmp_path / "node", key_length=keys.DEFAULT_KEY_LENGTH, target=10)
         store = S3Store(client, pool, clock)
         try:
+            await nursery.start(store.run)
             with pytest.raises(StorageUnavailable):
                 await store.create(new_paste(b"nowhere to go"))
             with pytest.raises(StorageUnavailable):

@@ -58,6 +58,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClo
     else:
         engine = request.getfixturevalue("s3_engine" if request.param == "s3" else "ceph_engine")
         store3, client, pool = await open_s3_store(engine, uuid.uuid4().hex, tmp_path / "node", clock)
+        await nursery.start(store3.run)
         yield store3
         await client.aclose()
         pool.close()

@@ -273,7 +273,10 @@ async def _open_s3(config: Config, clock_ms: Callable[[], int]) -> AsyncIterator
             if problem is not None:
                 raise StartupError(f"cannot use store {location}: {problem}")
             log.info("store: %s", location)
-            yield store
+            async with trio.open_nursery() as writers:
+                await writers.start(store.run)
+                yield store
+                writers.cancel_scope.cancel()
     finally:
         pool.close()
 

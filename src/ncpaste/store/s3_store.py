@@ -6,9 +6,11 @@ the configured prefix:
 
 ``p/KEY``                        one object per paste: the zstd frame, with
                                  its metadata in ``x-amz-meta-*`` headers
-``x/HOUR/DUE.GEN.KEY.KIND``      expiry markers, in time order: a sweep lists
-                                 only what is due (KIND ``p``: remove the
-                                 paste; ``c``: remove a spent claim)
+``x/HOUR/DUE.ID.m``              expiry markers, in time order: a sweep lists
+                                 only what is due. The body names the pastes
+                                 (KEY GEN DUE per line): the pastes created
+                                 together by one node share one marker
+``x/HOUR/DUE.GEN.KEY.c``         a spent claim to remove later
 ``c/KEY.GEN``                    a claim: the right to remove that one
                                  generation of KEY
 ``l/KEY/SEQ``                    the committed groups of an open live paste
@@ -26,7 +28,10 @@ that read an old generation can never delete the paste that replaced it.
 
 A URL is handed out only after the engine acknowledged the PUT. The expiry
 marker is written before the paste, so no crash can leave a paste that is
-never swept; a marker whose paste never landed is dropped by the sweep.
+never swept; an entry whose paste never landed is skipped by the sweep.
+Creates that arrive together share one marker (group commit, as the
+embedded store does with its fsync): under load a paste costs one PUT plus
+a share of one, not two.
 """
 
 from __future__ import annotations
@@ -37,14 +42,14 @@ import random
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import lmdb
 import trio
 
 from ncpaste.core import keys
-from ncpaste.core.errors import AliasTaken, CorruptPaste, Forbidden, NotFound, StorageUnavailable
+from ncpaste.core.errors import AliasTaken, CorruptPaste, Forbidden, NotFound, PasteError, StorageUnavailable
 from ncpaste.core.paste import FLAG_ALIAS, FLAG_BURN, FLAG_INCOMPLETE, FLAG_OPEN, FLAG_TRUNCATED, PasteMeta
 from ncpaste.store import Created, NewPaste, StoredPaste, StoreStats, codec
 from ncpaste.store.s3_client import PreconditionFailed, S3Client, S3Object
@@ -69,9 +74,21 @@ CLAIM_LEASE_S = 300
 MAX_KEY_ATTEMPTS = 8
 # An expired alias is removed and claimed again; others may race for it.
 MAX_ALIAS_ATTEMPTS = 4
-# Markers processed at once by one sweep: parallel HEAD/DELETE calls hide
-# round trips without flooding the engine.
-SWEEP_CONCURRENCY = 16
+# Markers processed at once by one sweep, and pastes of one marker at once:
+# parallel HEAD/DELETE calls hide round trips without flooding the engine
+# (4 x 16 stays within the client's 64 connections).
+SWEEP_MARKERS_AT_ONCE = 4
+SWEEP_ENTRIES_AT_ONCE = 16
+# Marker writers: creates that arrive while one marker PUT is in flight go
+# into the next; a few writers keep one slow PUT from holding up the rest.
+MARKER_WRITERS = 4
+# Pastes named by one marker: bounds its size (~50 bytes a line) and the
+# work of one sweep step.
+MAX_MARKER_ENTRIES = 256
+# Creates waiting for a marker writer beyond this wait to enter the queue.
+MAX_PENDING_MARKS = 1024
+# An alias whose removal another live node claimed is looked at again then.
+CLAIM_RETRY_S = 60
 # One sweep call handles at most this many marker pages (1000 each); the
 # next periodic sweep continues.
 MAX_SWEEP_PAGES = 20
@@ -160,7 +177,37 @@ class KeyPool:
 
 def _marker_name(due_ms: int, generation: str, key: str, kind: str) -> str:
     hour = time.strftime("%Y-%m-%dT%H", time.gmtime(due_ms / 1000))
-    return f"{MARKER_PREFIX}{hour}/{due_ms:013d}.{generation}.{key}.{kind}"
+    tail = f".{key}.{kind}" if key else f".{kind}"
+    return f"{MARKER_PREFIX}{hour}/{due_ms:013d}.{generation}{tail}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Due:
+    """A marker's line: generation ``generation`` of ``key`` expires at ``due_ms``."""
+
+    key: str
+    generation: str
+    due_ms: int
+
+
+def _marker_body(entries: list[_Due]) -> bytes:
+    return "".join(f"{e.key} {e.generation} {e.due_ms}\n" for e in entries).encode()
+
+
+def _marker_entries(body: bytes) -> list[_Due]:
+    entries = []
+    for line in body.decode("ascii", "replace").splitlines():
+        parts = line.split(" ")
+        if len(parts) == 3 and parts[2].isdigit() and keys.is_plausible_name(parts[0]):
+            entries.append(_Due(parts[0], parts[1], int(parts[2])))
+    return entries
+
+
+@dataclass(eq=False)
+class _PendingMark:
+    due: _Due
+    done: trio.Event = field(default_factory=trio.Event)
+    error: PasteError | None = None
 
 
 def _new_generation() -> str:
@@ -186,8 +233,10 @@ class _Marker:
         parts = leaf.split(".", 2)
         if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isalnum():
             return None
+        if parts[2] == "m":
+            return cls(name, int(parts[0]), parts[1], "", "m")
         key, _, kind = parts[2].rpartition(".")
-        if not key or kind not in ("p", "c"):
+        if not key or kind != "c":
             return None
         return cls(name, int(parts[0]), parts[1], key, kind)
 
@@ -243,6 +292,46 @@ class S3Store:
         self._cache_bytes = cache_bytes
         self._cache: OrderedDict[str, _Cached] = OrderedDict()
         self._cached_bytes = 0
+        self._marks, self._marks_queued = trio.open_memory_channel[_PendingMark](MAX_PENDING_MARKS)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The marker writers; start in a nursery before use."""
+        async with trio.open_nursery() as writers:
+            for _ in range(MARKER_WRITERS):
+                writers.start_soon(self._write_markers)
+            task_status.started()
+
+    async def _write_markers(self) -> None:
+        while True:
+            batch = [await self._marks_queued.receive()]
+            while len(batch) < MAX_MARKER_ENTRIES:
+                try:
+                    batch.append(self._marks_queued.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            error: PasteError | None = None
+            try:
+                await self._write_marker([pending.due for pending in batch])
+            except PasteError as exc:
+                error = exc
+            except Exception:
+                log.exception("writing an expiry marker failed")
+                error = StorageUnavailable("storage unavailable")
+            for pending in batch:
+                pending.error = error
+                pending.done.set()
+
+    async def _mark(self, due: _Due) -> None:
+        """Durably note when this paste is due, before the paste is written."""
+        pending = _PendingMark(due)
+        await self._marks.send(pending)
+        await pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+
+    async def _write_marker(self, entries: list[_Due]) -> None:
+        due = min(entry.due_ms for entry in entries)
+        await self._s3.put(_marker_name(due, _new_generation(), "", "m"), _marker_body(entries))
 
     # -- create ----------------------------------------------------------------
 
@@ -291,8 +380,7 @@ class S3Store:
         """Marker first, then the create-only PUT; False if the name is taken."""
         generation = _new_generation()
         headers = {**headers, "gen": generation}
-        marker = _marker_name(meta.expires_ms, generation, key, "p")
-        await self._s3.put(marker, b"")
+        await self._mark(_Due(key, generation, meta.expires_ms))
         try:
             await self._s3.put(PASTE_PREFIX + key, frame, meta=headers, create_only=True, content_type="application/zstd")
             return True
@@ -302,8 +390,7 @@ class S3Store:
             existing = await self._s3.head(PASTE_PREFIX + key)
             if existing is not None and _generation_of(existing) == generation:
                 return True
-            await self._s3.delete(marker)
-            return False
+            return False  # the marker's line for it is skipped by the sweep
 
     # -- read ------------------------------------------------------------------
 
@@ -401,7 +488,7 @@ class S3Store:
         nodes may run at once: claims make them harmless to each other."""
         removed = 0
         start_after = ""
-        limiter = trio.CapacityLimiter(SWEEP_CONCURRENCY)
+        limiter = trio.CapacityLimiter(SWEEP_MARKERS_AT_ONCE)
         for _ in range(MAX_SWEEP_PAGES):
             now = self._clock_ms()
             listed = await self._s3.list(MARKER_PREFIX, start_after=start_after)
@@ -428,30 +515,52 @@ class S3Store:
             await self._s3.delete(f"{CLAIM_PREFIX}{marker.key}.{marker.generation}")
             await self._s3.delete(marker.name)
             return 0
-        obj = await self._s3.head(PASTE_PREFIX + marker.key)
-        if obj is None or _generation_of(obj) != marker.generation:
-            await self._s3.delete(marker.name)  # gone, or a newer paste under that name
-            return 0
+        obj = await self._s3.get(marker.name)
+        if obj is None:
+            return 0  # another node's sweep finished it
+        entries = _marker_entries(obj.body)
+        later = [entry for entry in entries if entry.due_ms > now]
+        results: list[int] = []
+        limiter = trio.CapacityLimiter(SWEEP_ENTRIES_AT_ONCE)
+
+        async def expire(entry: _Due) -> None:
+            async with limiter:
+                results.append(await self._expire(entry, now, later))
+
+        async with trio.open_nursery() as nursery:
+            for entry in entries:
+                if entry.due_ms <= now:
+                    nursery.start_soon(expire, entry)
+        if later:  # written before this marker goes: nothing is ever unmarked
+            await self._write_marker(later)
+        await self._s3.delete(marker.name)
+        return sum(results)
+
+    async def _expire(self, entry: _Due, now: int, later: list[_Due]) -> int:
+        """Remove one due paste if it is still that generation and expired;
+        what must be looked at again goes into ``later``."""
+        obj = await self._s3.head(PASTE_PREFIX + entry.key)
+        if obj is None or _generation_of(obj) != entry.generation:
+            return 0  # gone, never landed, or a newer paste under that name
         meta = _meta_of(obj)
         if meta.expires_ms > now:
-            # Its expiry moved (a live paste finished, or clocks differ):
-            # re-mark it for then.
-            await self._s3.put(_marker_name(meta.expires_ms, marker.generation, marker.key, "p"), b"")
-            await self._s3.delete(marker.name)
+            # Its expiry moved (a live paste finished, or clocks differ).
+            later.append(_Due(entry.key, entry.generation, meta.expires_ms))
             return 0
         if not meta.is_alias:
             # A random key is never written again (a new paste would need the
             # same 69.7-bit key drawn anew), so no newer generation can be
             # deleted by mistake: sweepers on several nodes may both delete,
-            # which is harmless, and no claim is needed. Three calls in all.
-            self._forget(marker.key)
-            await self._s3.delete(PASTE_PREFIX + marker.key)
-            await self._s3.delete(marker.name)
+            # which is harmless, and no claim is needed.
+            self._forget(entry.key)
+            await self._s3.delete(PASTE_PREFIX + entry.key)
             return 1
-        done = await self._remove(marker.key, marker.generation, abandoned_ok=True)
-        if done or await self._s3.head(PASTE_PREFIX + marker.key) is None:
-            await self._s3.delete(marker.name)
-        return int(done)
+        if await self._remove(entry.key, entry.generation, abandoned_ok=True):
+            return 1
+        if await self._s3.head(PASTE_PREFIX + entry.key) is not None:
+            # Someone else holds the claim and has not removed it yet.
+            later.append(_Due(entry.key, entry.generation, now + CLAIM_RETRY_S * 1000))
+        return 0
 
     # -- key pool and stats ------------------------------------------------------
 
@@ -518,7 +627,7 @@ class S3Store:
         final = PasteMeta(meta.created_ms, now + expire_s * 1000, len(body), codec.checksum(body), meta.token_hash, flags)
         frame = await trio.to_thread.run_sync(codec.compress, body)
         generation = _generation_of(head)
-        await self._s3.put(_marker_name(final.expires_ms, generation, key, "p"), b"")
+        await self._write_marker([_Due(key, generation, final.expires_ms)])
         # Overwrite, same generation: this node created the open paste and
         # is its only writer.
         await self._s3.put(PASTE_PREFIX + key, frame, meta=_meta_headers(final, generation), content_type="application/zstd")
