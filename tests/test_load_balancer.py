@@ -28,6 +28,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -629,13 +630,16 @@ def test_a_store_outage_reaches_clients_as_ncpaste_errors(cli_server, tmp_path: 
             assert nc_paste(ports["tcp"], b"before the outage\n").startswith(lb.base_url.encode())
             engine.stop(grace_s=0)
             lb.wait_for({"node1": "DOWN", "node2": "DOWN"}, timeout_s=15)
-            reply = nc_paste(ports["tcp"], b"during the outage\n")
-            assert reply == b"error: storage unavailable\n", diagnosis(lb, nodes)
-            status, _, body = request(ports["http"], "POST", "/", b"during the outage\n")
-            assert status == 503 and body.startswith(b"error: storage unavailable"), (status, body)
-            status, _, body = request(ports["http"], "GET", "/healthz")
-            assert status == 503 and body.startswith(b"error: storage unavailable"), (status, body)
-            assert first_line(ports["live"]) == b"error: storage unavailable\n", diagnosis(lb, nodes)
+            # All at once: each waits out the node's store retries (about 3 s).
+            with ThreadPoolExecutor(4) as pool:
+                netcat = pool.submit(nc_paste, ports["tcp"], b"during the outage\n")
+                posted = pool.submit(request, ports["http"], "POST", "/", b"during the outage\n")
+                health = pool.submit(request, ports["http"], "GET", "/healthz")
+                live = pool.submit(first_line, ports["live"])
+            assert netcat.result() == b"error: storage unavailable\n", diagnosis(lb, nodes)
+            assert live.result() == b"error: storage unavailable\n", diagnosis(lb, nodes)
+            for status, _, body in (posted.result(), health.result()):
+                assert status == 503 and body.startswith(b"error: storage unavailable"), (status, body)
     finally:
         engine.stop(grace_s=0)
 

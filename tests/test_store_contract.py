@@ -302,3 +302,4 @@ async def test_deleted_live_paste_refuses_more_groups(backend: PasteStore) -> No
         await backend.append_live(created.key, 2, b"b", 2)
     await backend.finish_live(created.key, incomplete=True, truncated=False)
     assert await backend.get(created.key) is None
+    assert await backend.read_live(created.key) == (b"", 0)  # its groups are gone too

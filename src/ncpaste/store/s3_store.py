@@ -52,6 +52,7 @@ from ncpaste.core import keys
 from ncpaste.core.errors import AliasTaken, CorruptPaste, Forbidden, NotFound, PasteError, StorageUnavailable
 from ncpaste.core.paste import FLAG_ALIAS, FLAG_BURN, FLAG_INCOMPLETE, FLAG_OPEN, FLAG_TRUNCATED, PasteMeta
 from ncpaste.store import Created, NewPaste, StoredPaste, StoreStats, codec
+from ncpaste.store.lmdb_store import MAX_LIVE_GROUP_BYTES
 from ncpaste.store.s3_client import PreconditionFailed, S3Client, S3Object
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,11 @@ MAX_SWEEP_PAGES = 20
 # commit interval: 0.5 s x 1000 = 8 minutes of a stream per page).
 MAX_LIVE_PAGES = 1000
 LIVE_GROUP_DIGITS = 10
+# A group frame this small is decompressed on the event loop: cheaper than
+# the hop to a worker thread.
+INLINE_DECOMPRESS_BYTES = 64 * 1024
+# Group objects fetched at once when a reader catches up on a live paste.
+LIVE_FETCHES_AT_ONCE = 16
 # The node-local cache of read pastes (compressed frames): bounded bytes,
 # small items only; a hit younger than the TTL is served without asking S3,
 # an older one is revalidated with a conditional GET (304: no body sent).
@@ -594,21 +600,34 @@ class S3Store:
         await self._s3.put(self._group_name(key, seq), frame, content_type="application/zstd")
 
     async def read_live(self, key: str, after_group: int = 0) -> tuple[bytes, int]:
+        """Groups are fetched LIVE_FETCHES_AT_ONCE at a time: a reader that
+        joins a stream hours old has thousands to catch up on."""
         prefix = f"{LIVE_PREFIX}{key}/"
         start_after = self._group_name(key, after_group)
         parts: list[bytes] = []
         last = after_group
+        limiter = trio.CapacityLimiter(LIVE_FETCHES_AT_ONCE)
         for _ in range(MAX_LIVE_PAGES):
             listed = await self._s3.list(prefix, start_after=start_after)
-            for item in listed:
-                seq_text = item.key[len(prefix):]
-                if not seq_text.isdigit():
-                    continue
-                obj = await self._s3.get(item.key)
-                if obj is None:  # the paste finished meanwhile: groups are gone
+            names = [item.key for item in listed if item.key[len(prefix):].isdigit()]
+            frames: list[bytes | None] = [None] * len(names)
+
+            async def fetch(index: int, name: str) -> None:
+                async with limiter:
+                    obj = await self._s3.get(name)
+                frames[index] = obj.body if obj is not None else None
+
+            async with trio.open_nursery() as nursery:
+                for index, name in enumerate(names):
+                    nursery.start_soon(fetch, index, name)
+            for name, frame in zip(names, frames):
+                if frame is None:  # the paste finished meanwhile: its groups are gone
                     return b"".join(parts), last
-                parts.append(await trio.to_thread.run_sync(codec.decompress, obj.body, 1 << 31))
-                last = int(seq_text)
+                if len(frame) <= INLINE_DECOMPRESS_BYTES:
+                    parts.append(codec.decompress(frame, MAX_LIVE_GROUP_BYTES))
+                else:
+                    parts.append(await trio.to_thread.run_sync(codec.decompress, frame, MAX_LIVE_GROUP_BYTES))
+                last = int(name[len(prefix):])
             if len(listed) < 1000:
                 break
             start_after = listed[-1].key
@@ -616,7 +635,8 @@ class S3Store:
 
     async def finish_live(self, key: str, *, incomplete: bool, truncated: bool) -> None:
         head = await self._s3.head(PASTE_PREFIX + key)
-        if head is None or not _meta_of(head).is_open:
+        if head is None or not _meta_of(head).is_open:  # deleted while open
+            await self._drop_groups(key)
             await trio.to_thread.run_sync(self._pool.mark_open, key, False)
             return
         meta = _meta_of(head)
@@ -632,12 +652,23 @@ class S3Store:
         # is its only writer.
         await self._s3.put(PASTE_PREFIX + key, frame, meta=_meta_headers(final, generation), content_type="application/zstd")
         self._forget(key)
-        prefix = f"{LIVE_PREFIX}{key}/"
-        while listed := await self._s3.list(prefix):
+        await self._drop_groups(key)
+        await trio.to_thread.run_sync(self._pool.mark_open, key, False)
+
+    async def _drop_groups(self, key: str) -> None:
+        limiter = trio.CapacityLimiter(LIVE_FETCHES_AT_ONCE)
+
+        async def delete(name: str) -> None:
+            async with limiter:
+                await self._s3.delete(name)
+
+        for _ in range(MAX_LIVE_PAGES):
+            listed = await self._s3.list(f"{LIVE_PREFIX}{key}/")
+            if not listed:
+                return
             async with trio.open_nursery() as nursery:
                 for item in listed:
-                    nursery.start_soon(self._s3.delete, item.key)
-        await trio.to_thread.run_sync(self._pool.mark_open, key, False)
+                    nursery.start_soon(delete, item.key)
 
     async def recover_live(self) -> int:
         left_open = await trio.to_thread.run_sync(self._pool.open_keys)
