@@ -79,6 +79,18 @@ async def start_server(nursery: trio.Nursery, config: Config, clock: FakeClock, 
         return await nursery.start(partial(serve, replace(config, **changes), clock_ms=clock))
 
 
+def bounded(test):  # type: ignore[no-untyped-def]
+    """Decorate an async test so it fails after TEST_TIMEOUT_S instead of hanging."""
+    import functools
+
+    @functools.wraps(test)
+    async def run(*args, **kwargs):  # type: ignore[no-untyped-def]
+        with trio.fail_after(TEST_TIMEOUT_S):
+            await test(*args, **kwargs)
+
+    return run
+
+
 # -- clients ------------------------------------------------------------------
 
 

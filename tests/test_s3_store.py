@@ -4,7 +4,6 @@ real SeaweedFS; time is injected (one clock shared by all nodes)."""
 
 from __future__ import annotations
 
-import functools
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from conftest import FakeClock, free_port
+from conftest import FakeClock, bounded, free_port
 from ncpaste.core import keys
 from ncpaste.core.errors import AliasTaken, StorageUnavailable
 from ncpaste.store import codec
@@ -20,16 +19,8 @@ from ncpaste.store.s3_client import CredentialSource, S3Client, S3Location
 from ncpaste.store.s3_store import CLAIM_LEASE_S, S3Store
 from test_store_contract import TOKEN, body_of, new_paste, open_s3_store
 
-TEST_TIMEOUT_S = 30
 
 
-def bounded(test):  # type: ignore[no-untyped-def]
-    @functools.wraps(test)
-    async def run(*args, **kwargs):  # type: ignore[no-untyped-def]
-        with trio.fail_after(TEST_TIMEOUT_S):
-            await test(*args, **kwargs)
-
-    return run
 
 
 @pytest.fixture

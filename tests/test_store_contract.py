@@ -4,7 +4,6 @@ network shell uses. Time is injected, so expiry costs no waiting."""
 
 from __future__ import annotations
 
-import functools
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from conftest import S3_BUCKET, FakeClock
+from conftest import S3_BUCKET, FakeClock, bounded
 from ncpaste.core import keys
 from ncpaste.core.errors import AliasTaken, Forbidden, NotFound
 from ncpaste.store import NewPaste, PasteStore, StoredPaste, codec
@@ -22,7 +21,6 @@ from ncpaste.store.s3_client import CredentialSource, S3Client, S3Location
 from ncpaste.store.s3_store import KeyPool, S3Store
 
 TOKEN = "delete-me-token"
-TEST_TIMEOUT_S = 30
 
 
 def new_paste(body: bytes, *, expire_s: int = 3600, alias: str | None = None, burn: bool = False,
@@ -64,15 +62,6 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClo
         pool.close()
 
 
-def bounded(test):  # type: ignore[no-untyped-def]
-    """Every contract test has an upper bound: a hang is a failure."""
-
-    @functools.wraps(test)
-    async def run(*args, **kwargs):  # type: ignore[no-untyped-def]
-        with trio.fail_after(TEST_TIMEOUT_S):
-            await test(*args, **kwargs)
-
-    return run
 
 
 # -- create and read -----------------------------------------------------------
