@@ -295,3 +295,13 @@ def test_a_node_that_cannot_use_its_bucket_says_why_and_exits_1(s3_env, tmp_path
     down = serve(s3_url(s3_env).replace(s3_env.endpoint, "http://127.0.0.1:1"))
     assert down.returncode == 1 and down.stderr.strip().endswith("the engine does not answer")
     assert "wrong" not in refused.stderr  # the secret is never printed
+
+
+def test_a_node_with_several_workers_shares_the_bucket(s3_env, cli_server, tmp_path: Path) -> None:
+    store = s3_url(s3_env)
+    node = cli_server("--store", store, "--workers", "2", "--limits", "off", data_dir=tmp_path / "node")
+    other = cli_server("--store", store, "--limits", "off", data_dir=tmp_path / "other")
+    keys = [key_of(paste_blocking(node.tcp_port, b"paste %d\n" % i)) for i in range(20)]
+    assert len(set(keys)) == 20
+    for i, key in enumerate(keys):
+        assert _get(other.http_port, "/" + key) == (200, b"paste %d\n" % i)
