@@ -38,12 +38,14 @@ start() {
   "actions": ["Read", "Write", "List", "Admin"]}]}
 JSON
   fi
-  (cd "$DIR" && nohup "$weed" server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir=vol \
+  # cd first, on its own: with `cd && weed &` the whole list would go to the
+  # background in a subshell that keeps our stdout open.
+  (cd "$DIR"; nohup "$weed" server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir=vol \
       -master.port="$MASTER_PORT" -master.dir=meta -master.volumeSizeLimitMB=1024 -master.telemetry=false \
       -volume.port="$VOLUME_PORT" -volume.max=64 \
       -filer -filer.port="$FILER_PORT" \
       -s3 -s3.port="$S3_PORT" -s3.config=s3.json -s3.port.iceberg=0 -s3.port.lance=0 \
-      >weed.log 2>&1 & echo $! >weed.pid)
+      </dev/null >weed.log 2>&1 & echo $! >weed.pid)
   # Ready when the S3 port refuses an anonymous request (403).
   local tries=0
   until [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$S3_PORT/")" = 403 ]; do

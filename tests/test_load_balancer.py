@@ -4,8 +4,8 @@
 nodes on one bucket of a real engine (SeaweedFS): pastes and reads through the
 balancer, the client address seen through PROXY v2 and X-Forwarded-For, a
 node killed with -9, a store outage, and live pastes. ``deploy/nginx.conf`` is
-checked with ``nginx -t`` and run the same way for pastes, reads and live
-pastes. The test copies differ from the shipped files only where a test must:
+checked with ``nginx -t`` and run the same way for pastes, reads, live
+pastes and a killed node. The test copies differ from the shipped files only where a test must:
 addresses and ports, the balancer's source address, fast health checks, and
 running in the foreground without chroot, pid or log files outside tmp_path
 (``haproxy_config`` and ``nginx_config``; each substitution fails the test if
@@ -342,6 +342,17 @@ def created_by(node: CliServer, key: str, port: str = "tcp") -> str | None:
     return match[1] if match else None
 
 
+def wait_for_log(nodes: list[CliServer], pattern: str, timeout_s: float = 10.0) -> str:
+    """The nodes' logs, once one of them has a line matching ``pattern``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        logs = "".join(node.log_text() for node in nodes)
+        if re.search(pattern, logs):
+            return logs
+        assert time.monotonic() < deadline, f"no log line like {pattern!r}:\n{diagnosis(None, nodes)}"
+        time.sleep(0.05)
+
+
 class LiveWriter:
     """A live paste writer (``long-job | nc -N HOST 9998``) from CLIENT_IP."""
 
@@ -518,8 +529,8 @@ def test_pastes_through_haproxy_read_back_everywhere_and_nodes_see_the_client(tw
         status, _, body = request(ports["http"], "GET", "/" + key, headers=spoof)
         assert (status, body) == (200, b"via HTTP " + TEXT.encode())
         assert [created_by(node, key, "http") for node in nodes].count(CLIENT_IP) == 1
-        logs = "".join(node.log_text() for node in nodes)
-        assert re.search(rf"http\.request client={re.escape(CLIENT_IP)} method=GET route=read key={key} status=200", logs)
+        # (A request's log line comes after its response: wait for it.)
+        logs = wait_for_log(nodes, rf"http\.request client={re.escape(CLIENT_IP)} method=GET route=read key={key} status=200")
         assert "203.0.113.66" not in logs
         # Health checks come from the balancer itself (no header: its own address).
         assert f"http.request client={PROXY_IP} method=GET route=healthz" in logs
@@ -682,3 +693,21 @@ def test_pastes_and_live_pastes_through_nginx(two_nodes, tmp_path: Path) -> None
                 answer += got
         assert answer.startswith(b"HTTP/1.1 413 "), answer
         assert answer.endswith(b"\r\n\r\nerror: paste too large: the limit is 10 MiB\n"), answer
+
+        # No active health checks in nginx: a node killed with -9 refuses
+        # connections, and nginx passes each one on to the next node.
+        a, b = nodes
+        os.kill(a.proc.pid, signal.SIGKILL)
+        a.proc.wait(timeout=10)
+        after = {}
+        for i in range(4):
+            body = paste_body(f"nginx after the kill {i}", 200)
+            reply = nc_paste(ports["tcp"], body)
+            assert reply.decode().startswith(base_url + "/"), reply
+            after[key_of(reply)] = body
+        for key, body in after.items():
+            assert get(ports["http"], "/" + key) == (200, body), key
+            assert created_by(b, key) == CLIENT_IP, key
+        for key, body in keys.items():  # read through A before: served by B now
+            assert get(ports["http"], "/" + key) == (200, body), key
+        live_paste_through(ports, [b], base_url)
