@@ -1,8 +1,7 @@
 """A small S3 client for trio: httpcore for HTTP, botocore's signer for SigV4.
 
 Only the calls the S3 store needs: PUT (optionally create-only with
-``If-None-Match: *``), GET (optionally revalidating with ``If-None-Match:
-ETAG``), HEAD, DELETE, ListObjectsV2 and HEAD bucket. Every call has a
+``If-None-Match: *``), GET, HEAD, DELETE, ListObjectsV2 and HEAD bucket. Every call has a
 deadline; idempotent calls are retried with backoff on 5xx, 429 and network
 errors. Anything that still fails becomes ``StorageUnavailable`` here, the one
 edge where HTTP and network errors turn into our errors.
@@ -19,8 +18,6 @@ the options side by side.
 
 from __future__ import annotations
 
-import email.utils
-import hashlib
 import logging
 import random
 import threading
@@ -114,10 +111,6 @@ class S3Object:
     headers: Mapping[str, str]
     body: bytes
 
-    @property
-    def etag(self) -> str:
-        return self.headers.get("etag", "")
-
     def meta(self, name: str) -> str | None:
         return self.headers.get("x-amz-meta-" + name)
 
@@ -204,11 +197,9 @@ class S3Client:
         response = await self._call("PUT", name, body=body, headers=headers, expect=(200,))
         return response.headers.get("etag", "")
 
-    async def get(self, name: str, *, if_none_match: str | None = None) -> S3Object | None:
-        """The object, None if absent; status 304 (empty body) when
-        ``if_none_match`` still matches."""
-        headers = {"if-none-match": if_none_match} if if_none_match else {}
-        response = await self._call("GET", name, headers=headers, expect=(200, 304, 404))
+    async def get(self, name: str) -> S3Object | None:
+        """The object, None if absent."""
+        response = await self._call("GET", name, expect=(200, 404))
         if response.status_code == 404:
             return None
         return S3Object(response.status_code, response.headers, response.content)
@@ -355,17 +346,3 @@ def _parse_listing(xml: bytes, prefix_length: int) -> list[Listed]:
         size = item.findtext(_S3_NS + "Size") or "0"
         found.append(Listed(key[prefix_length:], int(size) if size.isdigit() else 0))
     return found
-
-
-def http_date_ms(text: str | None) -> int | None:
-    """Last-Modified as epoch milliseconds (None if absent or unparsable)."""
-    if not text:
-        return None
-    try:
-        return int(email.utils.parsedate_to_datetime(text).timestamp() * 1000)
-    except (TypeError, ValueError):
-        return None
-
-
-def sha256_hex(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()

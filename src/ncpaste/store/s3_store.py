@@ -104,7 +104,7 @@ INLINE_DECOMPRESS_BYTES = 64 * 1024
 LIVE_FETCHES_AT_ONCE = 16
 # The node-local cache of read pastes (compressed frames): bounded bytes,
 # small items only; a hit younger than the TTL is served without asking S3,
-# an older one is revalidated with a conditional GET (304: no body sent).
+# an older one is fetched again.
 CACHE_BYTES = 64 * 1024 * 1024
 CACHE_ITEM_MAX_BYTES = 1024 * 1024
 # How long another node may keep serving a paste deleted elsewhere: a
@@ -120,7 +120,6 @@ REFILL_BATCH = 1000
 @dataclass(slots=True)
 class _Cached:
     paste: StoredPaste
-    etag: str
     checked_ms: int
 
 
@@ -410,19 +409,18 @@ class S3Store:
             if now - cached.checked_ms < self._cache_ttl_ms:
                 self._cache.move_to_end(key)
                 return cached.paste
-        obj = await self._s3.get(PASTE_PREFIX + key, if_none_match=cached.etag if cached else None)
+        # A whole GET, not a conditional one: an ETag is the body's MD5, so a
+        # paste deleted and written again under its alias with the same
+        # bytes would answer 304 while its metadata (expiry) changed.
+        obj = await self._s3.get(PASTE_PREFIX + key)
         if obj is None:
             self._forget(key)
             return None
-        if obj.status == 304 and cached is not None:
-            cached.checked_ms = now
-            self._cache.move_to_end(key)
-            return cached.paste
         paste = StoredPaste(key, _meta_of(obj), obj.body)
         if paste.meta.expires_ms <= now:
             self._forget(key)
             return None
-        self._remember(key, paste, obj.etag, now)
+        self._remember(key, paste, now)
         return paste
 
     async def _fetch(self, key: str) -> tuple[StoredPaste, str] | None:
@@ -433,11 +431,11 @@ class S3Store:
         paste = StoredPaste(key, _meta_of(obj), obj.body)
         return (paste, _generation_of(obj)) if paste.meta.expires_ms > self._clock_ms() else None
 
-    def _remember(self, key: str, paste: StoredPaste, etag: str, now: int) -> None:
-        if paste.meta.is_open or paste.meta.burn or len(paste.frame) > CACHE_ITEM_MAX_BYTES or not etag:
+    def _remember(self, key: str, paste: StoredPaste, now: int) -> None:
+        if paste.meta.is_open or paste.meta.burn or len(paste.frame) > CACHE_ITEM_MAX_BYTES:
             return
         self._forget(key)
-        self._cache[key] = _Cached(paste, etag, now)
+        self._cache[key] = _Cached(paste, now)
         self._cached_bytes += len(paste.frame)
         while self._cached_bytes > self._cache_bytes:
             _, old = self._cache.popitem(last=False)
