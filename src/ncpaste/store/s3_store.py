@@ -361,6 +361,8 @@ class S3Store:
 
     async def _create_random(self, frame: bytes, meta: PasteMeta, headers: dict[str, str]) -> str:
         for _ in range(MAX_KEY_ATTEMPTS):
+            # Inline: an unsynced LMDB write of a few pages, no fsync (see
+            # KeyPool), cheaper than the hop to a worker thread.
             key = self._pool.take()
             if await self._put_new(key, frame, meta, headers):
                 return key
