@@ -305,3 +305,34 @@ def test_a_node_with_several_workers_shares_the_bucket(s3_env, cli_server, tmp_p
     assert len(set(keys)) == 20
     for i, key in enumerate(keys):
         assert _get(other.http_port, "/" + key) == (200, b"paste %d\n" % i)
+
+
+async def test_a_reader_stops_following_a_live_paste_whose_writer_node_died(
+    s3_env, config, nursery: trio.Nursery, tmp_path: Path, clock: FakeClock
+) -> None:
+    from test_live import dechunk, open_reader, read_until
+
+    from ncpaste.core import keys
+    from ncpaste.store import NewPaste, codec
+
+    store = s3_url(s3_env)
+    reader_node = await start_server(nursery, config, clock, store=store, data_dir=tmp_path / "b")
+    # What a node leaves behind when it dies mid-stream: an open paste with
+    # committed groups, and nobody left to finish it.
+    created = await reader_node.service.store.create(NewPaste(
+        frame=codec.compress(b""), size=0, checksum=codec.checksum(b""), token_hash=keys.token_hash("t"),
+        expire_s=600, live_hold_s=3600))
+    await reader_node.service.store.append_live(created.key, 1, b"last words\n", 11)
+    with trio.fail_after(30):
+        started = trio.current_time()
+        reader, raw = await open_reader(reader_node, created.key)
+        raw = await read_until(reader, raw, b"last words\n")
+        while not dechunk(raw)[1]:
+            got = await reader.receive_some(65536)
+            assert got, "the response ended without its last chunk"
+            raw += got
+        waited = trio.current_time() - started
+    # Ended cleanly, with what was committed, after twice the idle timeout.
+    assert dechunk(raw) == (b"last words\n", True)
+    assert 2 * config.live_idle_timeout_s <= waited < 2 * config.live_idle_timeout_s + 5
+    await reader.aclose()

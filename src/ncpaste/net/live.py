@@ -313,6 +313,11 @@ async def follow_in_store(send, service: PasteService, key: str) -> None:  # typ
     finished, then send the rest of the final paste."""
     position = 0
     last_group = 0
+    # A writer ends its paste after live_idle_timeout_s of silence; nothing
+    # new for twice that means its process died (another node, a crashed
+    # worker): stop following instead of holding the reader for hours.
+    orphaned_after_s = 2 * service.config.live_idle_timeout_s
+    last_progress = trio.current_time()
     service.metrics.readers_changed(1)
     try:
         with trio.move_on_after(service.config.live_max_open_s):
@@ -329,6 +334,10 @@ async def follow_in_store(send, service: PasteService, key: str) -> None:  # typ
                 if new:
                     await send(new)
                     position += len(new)
+                    last_progress = trio.current_time()
+                elif trio.current_time() - last_progress > orphaned_after_s:
+                    event(log, "live.orphaned", logging.WARNING, key=key, hint="its writer's process is gone")
+                    return
                 await trio.sleep(service.config.live_commit_interval_s)
     finally:
         service.metrics.readers_changed(-1)
