@@ -87,23 +87,26 @@ def _ingest(nodes: list[b.Ncpaste], seconds: float, bodies: list[bytes]) -> dict
     import threading
 
     def drive(node: b.Ncpaste, conns: int) -> None:
-        spec = b.ClientSpec("nc", node.tcp, bodies)
-        result = b.run_clients(spec, conns, procs=1, duration_s=seconds)
-        reader = nodes[-1] if len(nodes) > 1 else node
-        b.verify_samples(result, bodies, lambda url: b.read_http(reader.url + "/" + url.rsplit("/", 1)[1]))
-        results.append(result)
+        results.append(b.run_clients(b.ClientSpec("nc", node.tcp, bodies), conns, procs=1, duration_s=seconds))
 
     threads = [threading.Thread(target=drive, args=(node, 32 // len(nodes))) for node in nodes]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    # Read back afterwards, from this thread only (b.http_get keeps one
+    # connection per server, not to be shared between threads), through the
+    # last node: with two nodes, half the pastes are read on the other one.
+    reader = nodes[-1]
+    for result in results:
+        b.verify_samples(result, bodies, lambda url: b.read_http(reader.url + "/" + url.rsplit("/", 1)[1]))
     return {
         "rate": sum(r["rate"] for r in results),
         "wrong": sum(r["wrong"] for r in results),
         "failed": sum(r["failed"] for r in results),
         "verified": sum(r["verified"] for r in results),
         "p99_ms": max(r["p99_ms"] or 0 for r in results),
+        "errors": {k: v for r in results for k, v in r["errors"].items()},
     }
 
 
@@ -174,7 +177,8 @@ def main(argv: list[str]) -> int:
                 rows.setdefault(name, []).append(cell["rate"])
                 rows.setdefault(name + " p99", []).append(cell["p99_ms"])
                 if cell.get("wrong") or cell.get("failed"):
-                    problems.append(f"{name}: {cell.get('failed')} failed, {cell.get('wrong')} wrong")
+                    problems.append(f"{name}: {cell.get('failed')} failed, {cell.get('wrong')} wrong "
+                                    f"{cell.get('errors') or ''}")
     finally:
         engine.stop()
         b.PROCS.stop_all()
