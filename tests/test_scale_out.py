@@ -106,7 +106,7 @@ def test_delete_on_one_node_is_seen_on_the_others_within_the_cache_ttl(three_nod
     assert _get(c.http_port, "/" + key)[0] == 404
     for node in (a, b):
         while _get(node.http_port, "/" + key)[0] != 404:
-            assert time.monotonic() - deleted_at < CACHE_TTL_S + 1.0, "a delete stayed unseen too long"
+            assert time.monotonic() - deleted_at < CACHE_TTL_S + 3.0, "a delete stayed unseen too long"
             time.sleep(0.05)
 
 
