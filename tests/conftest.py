@@ -129,9 +129,11 @@ async def read_until_closed(stream: trio.abc.ReceiveStream) -> bytes:
             data += got
 
 
-def paste_blocking(port: int, body: bytes, timeout_s: float = TEST_TIMEOUT_S) -> bytes:
-    """What ``nc -N`` does, from a plain thread: send, half-close, read until close."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as sock:
+def paste_blocking(port: int, body: bytes, timeout_s: float = TEST_TIMEOUT_S, source_ip: str | None = None) -> bytes:
+    """What ``nc -N`` does, from a plain thread: send, half-close, read until
+    close; from ``source_ip`` (another loopback address) if given."""
+    source = (source_ip, 0) if source_ip else None
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout_s, source_address=source) as sock:
         sock.sendall(body)
         sock.shutdown(socket.SHUT_WR)
         reply = b""

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, S3_BUCKET, CliServer, free_port, hang_guard, key_of, s3_url
+from conftest import REPO, S3_BUCKET, CliServer, free_port, hang_guard, key_of, paste_blocking, s3_url
 from engines import Daemon, _spawn
 
 pytestmark = pytest.mark.slow
@@ -286,14 +286,8 @@ def client_socket(port: int) -> socket.socket:
 
 
 def nc_paste(port: int, body: bytes) -> bytes:
-    """What ``nc -N`` does: send, half-close, read the reply until close."""
-    with client_socket(port) as sock:
-        sock.sendall(body)
-        sock.shutdown(socket.SHUT_WR)
-        reply = b""
-        while chunk := sock.recv(65536):
-            reply += chunk
-        return reply
+    """What ``nc -N`` does, from CLIENT_IP."""
+    return paste_blocking(port, body, timeout_s=IO_TIMEOUT_S, source_ip=CLIENT_IP)
 
 
 def first_line(port: int) -> bytes:
