@@ -83,9 +83,11 @@ def configure(level: str, fmt: str, stream: Any = None) -> None:
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
-    # The S3 client's HTTP library logs every request at INFO: one line per
-    # engine call is noise next to our one event per paste (ours say enough).
-    for chatty in ("httpx", "httpcore"):
+    # The S3 client's libraries: httpcore logs every request, botocore's
+    # signer its canonical requests at debug level. One line per engine call
+    # is noise next to our one event per paste, and signing details have no
+    # place in a log.
+    for chatty in ("httpx", "httpcore", "botocore"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
     set_level(level)
 
