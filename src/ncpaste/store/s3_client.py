@@ -200,15 +200,11 @@ class S3Client:
     async def get(self, name: str) -> S3Object | None:
         """The object, None if absent."""
         response = await self._call("GET", name, expect=(200, 404))
-        if response.status_code == 404:
-            return None
-        return S3Object(response.status_code, response.headers, response.content)
+        return None if response.status == 404 else response
 
     async def head(self, name: str) -> S3Object | None:
         response = await self._call("HEAD", name, expect=(200, 404))
-        if response.status_code == 404:
-            return None
-        return S3Object(200, response.headers, b"")
+        return None if response.status == 404 else response
 
     async def delete(self, name: str) -> None:
         """Remove an object; removing an absent one is not an error (S3 semantics)."""
@@ -221,7 +217,7 @@ class S3Client:
         if start_after:
             params["start-after"] = self.location.prefix + start_after
         response = await self._call("GET", None, params=params, expect=(200,))
-        return _parse_listing(response.content, len(self.location.prefix))
+        return _parse_listing(response.body, len(self.location.prefix))
 
     async def check_bucket(self) -> None:
         """Raise StorageUnavailable unless the bucket answers (HEAD bucket)."""
@@ -236,9 +232,9 @@ class S3Client:
             response = await self._call("HEAD", None, expect=(200, 403, 404))
         except StorageUnavailable:
             return "the engine does not answer"
-        if response.status_code == 404:
+        if response.status == 404:
             return "no such bucket"
-        if response.status_code == 403:
+        if response.status == 403:
             return "the engine refused the credentials (403)"
         return None
 
@@ -253,7 +249,7 @@ class S3Client:
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
         expect: tuple[int, ...],
-    ) -> _Reply:
+    ) -> S3Object:
         path = self._bucket_path + ("/" + quote(self.location.prefix + name, safe="/-._~") if name is not None else "/")
         query = "&".join(f"{quote(k, safe='-._~')}={quote(v, safe='-._~')}" for k, v in sorted((params or {}).items()))
         url = self._base + path + ("?" + query if query else "")
@@ -270,7 +266,7 @@ class S3Client:
                 except (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError) as exc:
                     last_problem = type(exc).__name__
                 else:
-                    status = response.status_code
+                    status = response.status
                     if status in expect:
                         return response
                     if status == 412:
@@ -288,7 +284,7 @@ class S3Client:
         log.error("S3 %s failed: %s", method, last_problem or "deadline passed")
         raise StorageUnavailable("storage unavailable")
 
-    async def _send(self, method: str, url: str, body: bytes, headers: Mapping[str, str]) -> _Reply:
+    async def _send(self, method: str, url: str, body: bytes, headers: Mapping[str, str]) -> S3Object:
         headers = {**headers, "host": urlsplit(url).netloc}
         if body or method in ("PUT", "POST"):
             headers["content-length"] = str(len(body))  # httpcore adds no framing of its own
@@ -306,7 +302,7 @@ class S3Client:
                 if total > MAX_OBJECT_BYTES:
                     raise StorageUnavailable("storage unavailable: object too large")
                 chunks.append(chunk)
-        return _Reply(response.status, names, b"".join(chunks))
+        return S3Object(response.status, names, b"".join(chunks))
 
     def _sign(self, method: str, url: str, body: bytes, headers: Mapping[str, str] | None) -> dict[str, str]:
         request = AWSRequest(method=method, url=url, data=body, headers=dict(headers or {}))
@@ -314,22 +310,15 @@ class S3Client:
         return dict(request.headers.items())
 
 
-@dataclass(frozen=True, slots=True)
-class _Reply:
-    status_code: int
-    headers: dict[str, str]
-    content: bytes
-
-
 _TIMEOUTS = {"timeout": {"connect": CONNECT_TIMEOUT_S, "read": IO_TIMEOUT_S, "write": IO_TIMEOUT_S, "pool": IO_TIMEOUT_S}}
 
 
-def _error_code(response: _Reply) -> str:
+def _error_code(response: S3Object) -> str:
     """The <Code> of an S3 error body, if any (for logs and classification)."""
-    if not response.content or b"<Code>" not in response.content[:4096]:
+    if not response.body or b"<Code>" not in response.body[:4096]:
         return ""
     try:
-        return ElementTree.fromstring(response.content).findtext("Code") or ""
+        return ElementTree.fromstring(response.body).findtext("Code") or ""
     except ElementTree.ParseError:
         return ""
 

@@ -350,28 +350,27 @@ class S3Store:
             expires += paste.live_hold_s * 1000
             live_expire_s = paste.expire_s
         meta = PasteMeta(now, expires, paste.size, paste.checksum, paste.token_hash, flags)
-        headers = _meta_headers(meta, "", live_expire_s)
         if paste.alias is not None:
-            key = await self._create_alias(paste.alias, paste.frame, meta, headers)
+            key = await self._create_alias(paste.alias, paste.frame, meta, live_expire_s)
         else:
-            key = await self._create_random(paste.frame, meta, headers)
+            key = await self._create_random(paste.frame, meta, live_expire_s)
         if paste.live_hold_s:
             await trio.to_thread.run_sync(self._pool.mark_open, key, True)
         return Created(key, now, expires)
 
-    async def _create_random(self, frame: bytes, meta: PasteMeta, headers: dict[str, str]) -> str:
+    async def _create_random(self, frame: bytes, meta: PasteMeta, live_expire_s: int | None) -> str:
         for _ in range(MAX_KEY_ATTEMPTS):
             # Inline: an unsynced LMDB write of a few pages, no fsync (see
             # KeyPool), cheaper than the hop to a worker thread.
             key = self._pool.take()
-            if await self._put_new(key, frame, meta, headers):
+            if await self._put_new(key, frame, meta, live_expire_s):
                 return key
             log.warning("a pooled key was taken already; trying the next one")
         raise StorageUnavailable("storage unavailable: could not find a free key")
 
-    async def _create_alias(self, alias: str, frame: bytes, meta: PasteMeta, headers: dict[str, str]) -> str:
+    async def _create_alias(self, alias: str, frame: bytes, meta: PasteMeta, live_expire_s: int | None) -> str:
         for _ in range(MAX_ALIAS_ATTEMPTS):
-            if await self._put_new(alias, frame, meta, headers):
+            if await self._put_new(alias, frame, meta, live_expire_s):
                 return alias
             existing = await self._s3.head(PASTE_PREFIX + alias)
             if existing is None:
@@ -383,11 +382,12 @@ class S3Store:
             await self._remove(alias, _generation_of(existing), abandoned_ok=True)
         raise AliasTaken(f"alias {alias!r} is taken: choose another name or leave alias out")
 
-    async def _put_new(self, key: str, frame: bytes, meta: PasteMeta, headers: dict[str, str]) -> bool:
-        """Marker first, then the create-only PUT; False if the name is taken."""
+    async def _put_new(self, key: str, frame: bytes, meta: PasteMeta, live_expire_s: int | None) -> bool:
+        """Marker first, then the create-only PUT of a new generation; False
+        if the name is taken."""
         generation = _new_generation()
-        headers = {**headers, "gen": generation}
         await self._mark(_Due(key, generation, meta.expires_ms))
+        headers = _meta_headers(meta, generation, live_expire_s)
         try:
             await self._s3.put(PASTE_PREFIX + key, frame, meta=headers, create_only=True, content_type="application/zstd")
             return True
