@@ -186,6 +186,19 @@ def served(path: Path, now_ms: int = NOW) -> dict[str, bytes]:
         store.close()
 
 
+def damage_body(path: Path, key: str) -> None:
+    """Flip a byte inside the stored zstd frame of ``key`` (a closed store at ``path``)."""
+    env = lmdb.open(str(path), max_dbs=4)
+    try:
+        db = env.open_db(b"pastes")
+        with env.begin(write=True) as txn:
+            record = bytearray(txn.get(key.encode(), db=db))
+            record[-3] ^= 0xFF
+            txn.put(key.encode(), bytes(record), db=db)
+    finally:
+        env.close()
+
+
 def metas(path: Path) -> dict[str, tuple[int, int, int, bool, bool]]:
     """key -> (created, expires, size, burn, alias) for every record."""
     env = open_readonly(path)
@@ -384,15 +397,7 @@ def test_get_meta(run, known, data_dir):
 
 def test_get_of_a_damaged_body_refuses_wrong_bytes(run, known, data_dir):
     key = next(iter(known.live))
-    env = lmdb.open(str(data_dir), max_dbs=4)
-    try:
-        db = env.open_db(b"pastes")
-        with env.begin(write=True) as txn:
-            record = bytearray(txn.get(key.encode(), db=db))
-            record[-3] ^= 0xFF
-            txn.put(key.encode(), bytes(record), db=db)
-    finally:
-        env.close()
+    damage_body(data_dir, key)
     result = run("get", key, "--data-dir", str(data_dir))
     assert result.code == 1
     assert result.out == b""
@@ -520,15 +525,7 @@ def test_export_progress_on_a_non_tty_stderr(run, known, data_dir, tmp_path):
 
 def test_export_reports_a_damaged_paste_and_exits_1(run, known, data_dir, tmp_path):
     key = next(iter(known.live))
-    env = lmdb.open(str(data_dir), max_dbs=4)
-    try:
-        db = env.open_db(b"pastes")
-        with env.begin(write=True) as txn:
-            record = bytearray(txn.get(key.encode(), db=db))
-            record[-3] ^= 0xFF
-            txn.put(key.encode(), bytes(record), db=db)
-    finally:
-        env.close()
+    damage_body(data_dir, key)
     target = tmp_path / "e.jsonl"
     result = run("export", str(target), "--data-dir", str(data_dir))
     assert result.code == 1
