@@ -349,7 +349,7 @@ async def _serve_until_signalled(
         async def serve_then_finish(*, task_status: trio.TaskStatus[Any]) -> None:
             await serve(
                 config, inherited=inherited, run_jobs=first_worker, recover=workers.worker_index() is None,
-                task_status=task_status,
+                lock=workers.worker_index() is None, task_status=task_status,
             )
             nursery.cancel_scope.cancel()
 
@@ -429,25 +429,32 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _supervise(config: Config, argv: list[str], inherited: dict[str, list[Any]], watchdog_s: float | None) -> int:
-    """--workers N: recover what a crash left open, bind, start the workers."""
-    from ncpaste.net.server import StartupError, recover_store
+    """--workers N: lock the data dir, bind, recover what a crash left open,
+    start the workers. The supervisor holds the lock for all its workers."""
+    from ncpaste.net.server import StartupError, lock_data_dir, recover_store
 
     try:
-        recovered = trio.run(recover_store, config)
+        held = lock_data_dir(config)
     except StartupError as exc:
         print(f"ncpaste: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    if recovered:
-        log.warning("%d live pastes were left open by a crash: kept, marked incomplete", recovered)
-    try:
-        listeners = workers.bind_listeners(config, inherited)
-    except OSError as exc:
-        print(f"ncpaste: error: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    supervisor = workers.Supervisor(
-        config.workers, argv, listeners, grace_s=config.shutdown_grace_s, watchdog_s=watchdog_s
-    )
-    code = trio.run(supervisor.run)
+    with held:
+        try:
+            listeners = workers.bind_listeners(config, inherited)
+        except OSError as exc:
+            print(f"ncpaste: error: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_FAILURE
+        try:
+            recovered = trio.run(recover_store, config)
+        except StartupError as exc:
+            print(f"ncpaste: error: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
+        if recovered:
+            log.warning("%d live pastes were left open by a crash: kept, marked incomplete", recovered)
+        supervisor = workers.Supervisor(
+            config.workers, argv, listeners, grace_s=config.shutdown_grace_s, watchdog_s=watchdog_s
+        )
+        code = trio.run(supervisor.run)
     if supervisor.failed_start:
         print(f"ncpaste: error: {supervisor.failed_start}", file=sys.stderr)
     return code

@@ -23,6 +23,7 @@ from ncpaste.net.pastes import PasteService
 from ncpaste.store import PasteStore
 from ncpaste.store.embedded import EmbeddedStore
 from ncpaste.store.lmdb_store import LmdbStore
+from ncpaste.store.lock import DataDirInUse, DataDirLock
 
 log = logging.getLogger(__name__)
 
@@ -176,32 +177,50 @@ async def _listeners(
     return await _listen(address, what)
 
 
+@dataclass
+class Listeners:
+    """The bound (or inherited) listening sockets of the three ports."""
+
+    tcp: list[trio.SocketListener]
+    http: list[trio.SocketListener]
+    live: list[trio.SocketListener]
+
+    async def aclose(self) -> None:
+        for listener in self.tcp + self.http + self.live:
+            await listener.aclose()
+
+
+async def bind_listeners(config: Config, inherited: Mapping[str, list[socket.socket]] | None = None) -> Listeners:
+    """Every port, bound before the store is touched, so that "port in
+    use" is found before anything is written. Raises StartupError."""
+    inherited = inherited or {}
+    bound = Listeners([], [], [])
+    try:
+        bound.tcp = await _listeners(inherited, "netcat", config.tcp, "netcat port")
+        bound.http = await _listeners(inherited, "http", config.http, "HTTP port")
+        if config.live is not None or "live" in inherited:
+            bound.live = await _listeners(inherited, "live", config.live or Address("0.0.0.0", 9998), "live port")
+    except BaseException:
+        await bound.aclose()
+        raise
+    return bound
+
+
 async def serve_with_store(
     config: Config,
     store: PasteStore,
     clock_ms: Callable[[], int],
     *,
     metrics: Metrics | None = None,
+    listeners: Listeners | None = None,
     inherited: Mapping[str, list[socket.socket]] | None = None,
     task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve both ports on ``store`` until ``Running.stop()`` or cancellation."""
-    inherited = inherited or {}
-    tcp = await _listeners(inherited, "netcat", config.tcp, "netcat port")
-    try:
-        http = await _listeners(inherited, "http", config.http, "HTTP port")
-    except StartupError:
-        for listener in tcp:
-            await listener.aclose()
-        raise
-    live: list[trio.SocketListener] = []
-    if config.live is not None or "live" in inherited:
-        try:
-            live = await _listeners(inherited, "live", config.live or Address("0.0.0.0", 9998), "live port")
-        except StartupError:
-            for listener in tcp + http:
-                await listener.aclose()
-            raise
+    """Serve the ports (``listeners``, or bound now) on ``store`` until
+    ``Running.stop()`` or cancellation."""
+    if listeners is None:
+        listeners = await bind_listeners(config, inherited)
+    tcp, http, live = listeners.tcp, listeners.http, listeners.live
     http_port = http[0].socket.getsockname()[1]
     # With port 0 (tests) the URL must name the port actually bound.
     base_url = config.url or replace(config, http=Address(config.http.host, http_port)).base_url
@@ -231,6 +250,17 @@ async def serve_with_store(
             log.info("shutting down: no new connections; %g s grace for in-flight work", config.shutdown_grace_s)
             acceptors.cancel_scope.cancel()
         handlers.cancel_scope.deadline = trio.current_time() + config.shutdown_grace_s
+
+
+def lock_data_dir(config: Config) -> DataDirLock:
+    """The one-server-per-data-dir lock, taken before anything else at
+    start (also for S3 nodes: their key pool lives there). Raises StartupError."""
+    try:
+        return DataDirLock.acquire(config.data_dir)
+    except DataDirInUse as exc:
+        raise StartupError(str(exc)) from None
+    except OSError as exc:
+        raise StartupError(f"cannot open data dir {str(config.data_dir)!r}: {exc.strerror or exc}") from None
 
 
 @asynccontextmanager
@@ -295,11 +325,36 @@ async def serve(
     inherited: Mapping[str, list[socket.socket]] | None = None,
     run_jobs: bool = True,
     recover: bool = True,
+    lock: bool = True,
     task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Open the store, run the periodic jobs (in one worker only:
-    ``run_jobs``), close live pastes a crash left open (``recover``; the
-    supervisor does it before starting workers), and serve the ports."""
+    """Lock the data dir (``lock``; a --workers supervisor holds it for its
+    workers), bind the ports, open the store, close live pastes a crash left
+    open (``recover``; the supervisor does it before starting workers), run
+    the periodic jobs (in one worker only: ``run_jobs``), and serve.
+
+    The order matters: nothing is written to the store before this process
+    knows it is the only server on the data dir and has its ports."""
+    held = lock_data_dir(config) if lock else None
+    try:
+        listeners = await bind_listeners(config, inherited)
+        try:
+            await _serve_on(config, listeners, clock_ms, run_jobs, recover, task_status)
+        finally:
+            await listeners.aclose()
+    finally:
+        if held is not None:
+            held.release()
+
+
+async def _serve_on(
+    config: Config,
+    listeners: Listeners,
+    clock_ms: Callable[[], int],
+    run_jobs: bool,
+    recover: bool,
+    task_status: trio.TaskStatus[Running],
+) -> None:
     async with open_store(config, clock_ms) as store, trio.open_nursery() as jobs:
         recovered = await store.recover_live() if recover else 0
         if recovered:
@@ -325,7 +380,7 @@ async def serve(
 
         async def serve_then_stop_jobs(*, task_status: trio.TaskStatus[Running]) -> None:
             await serve_with_store(
-                config, store, clock_ms, metrics=metrics, inherited=inherited, task_status=task_status
+                config, store, clock_ms, metrics=metrics, listeners=listeners, task_status=task_status
             )
             jobs.cancel_scope.cancel()
 
