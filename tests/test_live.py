@@ -226,3 +226,99 @@ async def test_live_pastes_per_client_are_limited(nursery, config, clock):
         await writer.send_eof()
         await read_until_closed(writer)
         await writer.aclose()
+
+
+# -- binary data and empty pastes on the live port (real nc) ------------------
+
+
+def text_prefix(data: bytes) -> bytes:
+    """The longest prefix of ``data`` that is UTF-8 text without NUL bytes."""
+    nul = data.find(b"\0")
+    head = data if nul < 0 else data[:nul]
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        head = head[: exc.start]
+    return head
+
+
+async def live_nc(server, script: str) -> list[str]:
+    """Run ``script`` piped into the real ``nc -N`` on the live port; its output lines."""
+    with trio.fail_after(TEST_TIMEOUT_S):
+        done = await trio.run_process(
+            ["bash", "-c", f"({script}) | nc -N 127.0.0.1 {server.live_port}"], capture_stdout=True
+        )
+    return done.stdout.decode().splitlines()
+
+
+def header_values(raw_head: bytes, name: bytes) -> list[bytes]:
+    lines = raw_head.split(b"\r\n")[1:]
+    return [line.split(b":", 1)[1].strip() for line in lines if line.lower().startswith(name + b":")]
+
+
+async def raw_get(port: int, target: str, accept: str = "*/*") -> tuple[bytes, bytes]:
+    """The response head as sent (to count repeated headers) and the body."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        request = f"GET {target} HTTP/1.1\r\nHost: x\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
+        await stream.send_all(request.encode())
+        raw = await read_until_closed(stream)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    if b"transfer-encoding: chunked" in head.lower():
+        body = dechunk(body)[0]
+    return head, body
+
+
+async def test_binary_on_the_live_port_keeps_only_the_text_before_it(server):
+    binary = open("/bin/ls", "rb").read()
+    lines = await live_nc(server, "echo start; sleep 0.4; cat /bin/ls")
+    url, error = lines
+    kept = b"start\n" + text_prefix(binary)
+    assert error == (
+        f"error: not text: NUL byte at byte {len(kept)} (line 2); "
+        "ncpaste stores UTF-8 text only; the paste is kept up to there"
+    )
+    key = key_of(url)
+    head, body = await raw_get(server.http_port, f"/{key}")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert body == kept and b"\0" not in body
+    assert header_values(head, b"x-paste-truncated") == [b"not-text"]
+    assert header_values(head, b"x-paste-state") == [b"complete"]
+    head, page = await raw_get(server.http_port, f"/{key}", accept="text/html")
+    assert b"binary data followed" in page and b"size limit" not in page
+    assert b"what followed was not text" in page
+
+
+async def test_text_cut_in_the_middle_of_a_character_is_kept_to_the_last_whole_one(server):
+    # "é" is two bytes; the second never comes: a bad byte follows instead.
+    lines = await live_nc(server, r"printf 'caf\303'; sleep 0.4; printf '\377rest'")
+    url, error = lines
+    assert error.startswith("error: not text: invalid UTF-8 at byte 3 (line 1)")
+    got = await fetch(server.http_port, "GET", f"/{key_of(url)}")
+    assert got.body == b"caf" and got.headers["x-paste-truncated"] == "not-text"
+
+
+async def test_binary_from_the_first_byte_leaves_no_paste(server):
+    error = "error: not text: invalid UTF-8 at byte 0 (line 1); ncpaste stores UTF-8 text only"
+    # Within the options window: refused before any URL is handed out.
+    assert await live_nc(server, r"printf '\377\376binary'") == [error]
+    # After the URL: the paste is removed, nothing of it was text.
+    url, late_error = await live_nc(server, r"sleep 0.5; printf '\377\376binary'")
+    assert late_error == error
+    assert (await fetch(server.http_port, "GET", f"/{key_of(url)}")).status == 404
+
+
+async def test_an_empty_live_paste_is_not_kept(server):
+    url, error = await live_nc(server, "true")
+    assert error == "error: empty paste: nothing was received; the URL is not kept"
+    got = await fetch(server.http_port, "GET", f"/{key_of(url)}")
+    assert got.status == 404 and got.body.startswith(b"error: no such paste")
+
+
+async def test_the_size_limit_header_appears_once(nursery, config, clock):
+    server = await start_server(nursery, config, clock, max_paste_bytes=1000)
+    url, error = await live_nc(server, "sleep 0.5; head -c 3000 /dev/zero | tr '\\0' x")
+    assert error.endswith("the paste is kept up to there")
+    head, body = await raw_get(server.http_port, f"/{key_of(url)}")
+    assert body == b"x" * 1000
+    assert header_values(head, b"x-paste-truncated") == [b"size-limit"]

@@ -114,3 +114,41 @@ def test_two_file_fields_are_refused() -> None:
     form = FormPaste(b"bb", PasteBuilder(1000))
     with pytest.raises(PasteError, match="one paste per request"):
         form.feed(body)
+
+
+def _text_prefix(data: bytes) -> bytes:
+    nul = data.find(b"\0")
+    head = data if nul < 0 else data[:nul]
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return head[: exc.start]
+    return head
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(st.binary(max_size=12) | st.text(max_size=6).map(str.encode), max_size=8),
+)
+def test_the_builder_keeps_exactly_the_text_before_the_first_bad_byte(chunks: list[bytes]) -> None:
+    """However the stream is cut into chunks, what the builder holds (and a
+    live paste drains and commits) is whole characters of text, up to the
+    first NUL byte or invalid UTF-8 and nothing after it."""
+    from ncpaste.core.errors import NotText
+
+    data = b"".join(chunks)
+    builder = PasteBuilder(1 << 20)
+    drained = b""
+    try:
+        for chunk in chunks:
+            try:
+                builder.feed(chunk)
+            finally:
+                drained += builder.drain()
+        builder.check_end()
+    except NotText as error:
+        prefix = _text_prefix(data)
+        assert drained == prefix
+        assert f"at byte {len(prefix)} " in error.message
+        return
+    assert drained == data and _text_prefix(data) == data

@@ -14,6 +14,7 @@ import trio
 from conftest import S3_BUCKET, FakeClock, bounded
 from ncpaste.core import keys
 from ncpaste.core.errors import AliasTaken, Forbidden, NotFound
+from ncpaste.core.paste import LiveEnd
 from ncpaste.store import NewPaste, PasteStore, StoredPaste, codec
 from ncpaste.store.embedded import EmbeddedStore
 from ncpaste.store.lmdb_store import LmdbStore
@@ -251,7 +252,7 @@ async def test_live_paste_groups_then_finish(backend: PasteStore, clock: FakeClo
     assert await backend.read_live(created.key, 2) == (b"line 3\n", 3)
     assert await backend.read_live(created.key, 3) == (b"", 3)
     clock.advance(30)
-    await backend.finish_live(created.key, incomplete=False, truncated=False)
+    assert await backend.finish_live(created.key, LiveEnd.COMPLETE)
     done = await backend.get(created.key)
     assert body_of(done) == b"line 1\nline 2\nline 3\n"
     assert done is not None and done.meta.state == "complete" and not done.meta.truncated
@@ -262,13 +263,33 @@ async def test_live_paste_groups_then_finish(backend: PasteStore, clock: FakeClo
 
 
 @bounded
-async def test_live_paste_finished_incomplete_and_truncated(backend: PasteStore) -> None:
+@pytest.mark.parametrize(
+    "end, state, truncated",
+    [
+        (LiveEnd.INCOMPLETE, "incomplete", None),
+        (LiveEnd.SIZE_LIMIT, "complete", "size-limit"),
+        (LiveEnd.NOT_TEXT, "complete", "not-text"),
+    ],
+)
+async def test_live_paste_finished_with_how_it_ended(
+    backend: PasteStore, end: LiveEnd, state: str, truncated: str | None
+) -> None:
     created = await backend.create(new_paste(b"", live_hold_s=3600))
     await backend.append_live(created.key, 1, b"partial", 7)
-    await backend.finish_live(created.key, incomplete=True, truncated=True)
+    assert await backend.finish_live(created.key, end)
     done = await backend.get(created.key)
     assert body_of(done) == b"partial"
-    assert done is not None and done.meta.state == "incomplete" and done.meta.truncated
+    assert done is not None and done.meta.state == state and done.meta.truncated == truncated
+
+
+@bounded
+@pytest.mark.parametrize("end", [LiveEnd.COMPLETE, LiveEnd.INCOMPLETE, LiveEnd.NOT_TEXT])
+async def test_a_live_paste_that_ends_empty_is_removed(backend: PasteStore, end: LiveEnd) -> None:
+    created = await backend.create(new_paste(b"", live_hold_s=3600))
+    assert await backend.finish_live(created.key, end) is False
+    assert await backend.get(created.key) is None
+    assert await backend.read_live(created.key) == (b"", 0)
+    assert await backend.recover_live() == 0  # nothing left open either
 
 
 @bounded
@@ -289,6 +310,6 @@ async def test_deleted_live_paste_refuses_more_groups(backend: PasteStore) -> No
     await backend.delete(created.key, TOKEN)
     with pytest.raises(NotFound):
         await backend.append_live(created.key, 2, b"b", 2)
-    await backend.finish_live(created.key, incomplete=True, truncated=False)
+    assert await backend.finish_live(created.key, LiveEnd.INCOMPLETE) is False
     assert await backend.get(created.key) is None
     assert await backend.read_live(created.key) == (b"", 0)  # its groups are gone too

@@ -239,7 +239,7 @@ def plan_read(
         *SAFETY_HEADERS,
     ]
     if meta.truncated:
-        headers.append((b"x-paste-truncated", b"size-limit"))
+        headers.append((b"x-paste-truncated", meta.truncated.encode()))
     if encoding is not None:
         headers.append((b"content-encoding", encoding.encode()))
     if if_none_match is not None and not meta.burn and _etag_matches(if_none_match, etag):

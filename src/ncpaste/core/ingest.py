@@ -32,10 +32,13 @@ class PasteBuilder:
         # not kept in memory); offsets and line numbers count it.
         self._drained_bytes = 0
         self._drained_lines = 0
+        self._received = 0
 
     @property
     def size(self) -> int:
-        return self._drained_bytes + len(self.body)
+        """Body bytes received so far (kept, drained, or held back as the
+        start of a character still to be completed)."""
+        return self._received
 
     @property
     def in_preamble(self) -> bool:
@@ -64,11 +67,13 @@ class PasteBuilder:
 
     def check_end(self) -> None:
         """The sender is done: a character cut off at the end is not text."""
+        held = self._decoder.getstate()[0]
         try:
             self._decoder.decode(b"", final=True)
         except UnicodeDecodeError as exc:
+            # exc.object is the held-back bytes, the last len(held) received.
             raise self._not_text(
-                "invalid UTF-8 (truncated character)", self.size - (exc.end - exc.start)
+                "invalid UTF-8 (truncated character)", self.size - len(held) + exc.start
             ) from None
 
     def feed(self, chunk: bytes | bytearray | memoryview) -> None:
@@ -121,20 +126,32 @@ class PasteBuilder:
         return rest
 
     def _feed_body(self, chunk: bytes | bytearray) -> None:
+        """Validate and keep ``chunk``. The body only ever holds whole UTF-8
+        characters: the start of one cut by the chunk's end waits in the
+        decoder. On a NUL byte or invalid UTF-8 the text before it is kept
+        (a live paste commits it) and nothing from the bad byte on."""
         start = self.size
         if start + len(chunk) > self.max_bytes:
             raise TooLarge(f"paste too large: the limit is {units.format_size(self.max_bytes)}")
+        held_before = self._decoder.getstate()[0]
         nul = chunk.find(b"\0")
-        self.body += chunk
-        if nul >= 0:
-            raise self._not_text("NUL byte", start + nul)
+        text = chunk if nul < 0 else chunk[:nul]
+        self._received += len(chunk)
+        # What the decoder sees: the bytes it held back from the previous
+        # chunk (at most 3, not in the body yet), then this chunk's text.
+        seen = held_before + text if held_before else text
+        base = start - len(held_before)  # stream offset of seen[0]
         try:
-            self._decoder.decode(chunk)
+            self._decoder.decode(text)
         except UnicodeDecodeError as exc:
-            # exc.start counts from the bytes the decoder held back from the
-            # previous chunk (at most 3) followed by this chunk.
-            held_back = len(exc.object) - len(chunk)
-            raise self._not_text("invalid UTF-8", start - held_back + exc.start) from None
+            self.body += seen[: exc.start]  # whole characters, all of them good
+            raise self._not_text("invalid UTF-8", base + exc.start) from None
+        held_after = self._decoder.getstate()[0]
+        self.body += seen[: len(seen) - len(held_after)] if held_after else seen
+        if nul >= 0:
+            if held_after:  # a character cut off by the NUL is not text from its start
+                raise self._not_text("invalid UTF-8", base + len(seen) - len(held_after))
+            raise self._not_text("NUL byte", start + nul)
 
     def _not_text(self, what: str, offset: int) -> NotText:
         within = max(offset - self._drained_bytes, 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 FLAG_BURN = 0x01
@@ -12,6 +13,30 @@ FLAG_OPEN = 0x04
 FLAG_INCOMPLETE = 0x08
 #: A live paste closed at the size limit (complete, but cut there).
 FLAG_TRUNCATED = 0x10
+#: A live paste closed at the first bytes that were not text (kept up to there).
+FLAG_NOT_TEXT = 0x20
+
+
+class LiveEnd(enum.Enum):
+    """How a live paste ended, as readers are told (X-Paste-State and
+    X-Paste-Truncated, the view's end marker)."""
+
+    #: The writer half-closed or went quiet: all it sent is there.
+    COMPLETE = 0
+    #: The writer vanished, stayed open too long, or its server crashed.
+    INCOMPLETE = FLAG_INCOMPLETE
+    #: Cut at the size limit; the writer was told.
+    SIZE_LIMIT = FLAG_TRUNCATED
+    #: Cut before the first NUL byte or invalid UTF-8; the writer was told.
+    NOT_TEXT = FLAG_NOT_TEXT
+
+    @property
+    def flags(self) -> int:
+        return self.value
+
+
+#: X-Paste-Truncated values, by flag: why a finished paste ends where it does.
+TRUNCATION_REASONS = ((FLAG_TRUNCATED, "size-limit"), (FLAG_NOT_TEXT, "not-text"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +70,12 @@ class PasteMeta:
         return "complete"
 
     @property
-    def truncated(self) -> bool:
-        return bool(self.flags & FLAG_TRUNCATED)
+    def truncated(self) -> str | None:
+        """Why the paste was cut (``size-limit``, ``not-text``), or None."""
+        for flag, reason in TRUNCATION_REASONS:
+            if self.flags & flag:
+                return reason
+        return None
 
     def etag(self) -> str:
         return '"%s"' % self.checksum.hex()

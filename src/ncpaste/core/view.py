@@ -66,7 +66,15 @@ LINE_PX = 18
 # plus its border; the page starts below it.
 BAR_PX = 37
 
-TRUNCATED_MARKER = "— paste truncated at the size limit —"
+#: Why a paste was cut (PasteMeta.truncated), in words: (toolbar, end marker).
+TRUNCATION_TEXTS = {
+    "size-limit": ("truncated at the size limit", "— paste truncated at the size limit —"),
+    "not-text": (
+        "cut: binary data followed",
+        "— paste cut here: what followed was not text (a NUL byte or invalid UTF-8), and was not stored —",
+    ),
+}
+TRUNCATED_MARKER = TRUNCATION_TEXTS["size-limit"][1]
 INCOMPLETE_MARKER = "— the writer stopped before the end —"
 
 
@@ -137,13 +145,17 @@ STYLE_CSS = (
     ".w:focus-visible+.bar label{outline:2px solid var(--mut)}"
     ".w:checked+.bar label{background:var(--on)}"
     "main{padding:4px 0 12px}"
-    ".b{content-visibility:auto;contain-intrinsic-size:auto %dpx}"
+    # A block clips what overflows it (content-visibility implies paint
+    # containment), so it is as wide as its widest line: the page then
+    # scrolls sideways to a long line when wrap is off. A block never laid
+    # out has no width of its own (none) and fills the window.
+    ".b{content-visibility:auto;contain-intrinsic-size:auto none auto %dpx;width:max-content;min-width:100%%}"
     ".l{display:flex;width:max-content;min-width:100%%}"
     ".n{flex:none;min-width:7ch;padding:0 12px 0 8px;text-align:right;"
     "color:var(--mut);text-decoration:none;user-select:none}"
     ".n:hover{color:var(--fg)}"
     ".t{white-space:pre;tab-size:8}"
-    ".w:checked~main .l{width:auto}"
+    ".w:checked~main .l,.w:checked~main .b{width:auto}"
     ".w:checked~main .t{flex:1;min-width:0;white-space:pre-wrap;overflow-wrap:anywhere}"
     ".l:target,.l.h{background:var(--hl)}"
     ".m{padding:6px 12px;color:var(--mut);font-style:italic}"
@@ -176,7 +188,8 @@ class PageInfo:
     lines: int | None
     expires_http: str
     state: str
-    truncated: bool
+    #: Why the paste was cut (a TRUNCATION_TEXTS key), or None.
+    truncated: str | None
     raw_url: str
     download_url: str
 
@@ -213,7 +226,7 @@ def render_head(info: PageInfo) -> str:
     elif info.state == "incomplete":
         facts.append('<span class="x">incomplete</span>')
     if info.truncated:
-        facts.append('<span class="x">truncated at the size limit</span>')
+        facts.append(f'<span class="x">{_esc(_truncation(info.truncated)[0])}</span>')
     facts.append(f'<span class="i">expires {_esc(info.expires_http)}</span>')
     return (
         "<!doctype html>\n"
@@ -234,6 +247,10 @@ def render_head(info: PageInfo) -> str:
         + "".join(facts)
         + "</header>\n<main>\n"
     )
+
+
+def _truncation(reason: str) -> tuple[str, str]:
+    return TRUNCATION_TEXTS.get(reason, ("truncated", "— paste truncated —"))
 
 
 def render_lines(lines: Iterable[str], first_number: int, state: AnsiState) -> str:
@@ -276,7 +293,7 @@ def render_tail(info: PageInfo) -> str:
     """
     parts = ["</section>\n" if info.lines != 0 else ""]
     if info.truncated:
-        parts.append(f'<div class="m">{TRUNCATED_MARKER}</div>\n')
+        parts.append(f'<div class="m">{_esc(_truncation(info.truncated)[1])}</div>\n')
     if info.state == "incomplete":
         parts.append(f'<div class="m">{INCOMPLETE_MARKER}</div>\n')
     parts.append(f"</main>\n<script>{SCRIPT}</script>\n</body></html>\n")

@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING
 import trio
 
 from ncpaste.core import keys, units
-from ncpaste.core.errors import BadOption, PasteError, RateLimited, TooLarge
+from ncpaste.core.errors import BadOption, EmptyPaste, NotText, PasteError, RateLimited, TooLarge
 from ncpaste.core.ingest import PasteBuilder
+from ncpaste.core.paste import LiveEnd
 from ncpaste.logs import event
 from ncpaste.net.guard import peer_ip_of
 from ncpaste.net.netcat import REPLY_TIMEOUT_S, error_line, refuse
@@ -59,8 +60,8 @@ class LivePaste:
     tail: bytearray = field(default_factory=bytearray)
     tail_start: int = 0
     closed: bool = False
-    incomplete: bool = False
-    truncated: bool = False
+    #: How it ended, once closed.
+    end: LiveEnd | None = None
     readers: int = 0
     _changed: trio.Event = field(default_factory=trio.Event)
     commit_wanted: trio.Event = field(default_factory=trio.Event)
@@ -84,8 +85,8 @@ class LivePaste:
             self.tail_start += excess
         self._wake()
 
-    def close(self, *, incomplete: bool, truncated: bool) -> None:
-        self.closed, self.incomplete, self.truncated = True, incomplete, truncated
+    def close(self, end: LiveEnd) -> None:
+        self.closed, self.end = True, end
         self._wake()
 
     def from_memory(self, position: int) -> bytes | None:
@@ -125,9 +126,9 @@ class LiveRegistry:
             self._per_client.pop(client, None)
 
 
-async def _read_options(stream: trio.abc.ReceiveStream, builder: PasteBuilder, window_s: float) -> None:
-    """Give the client a short window to send a ``#!ncpaste`` line first."""
-    with trio.move_on_after(window_s):
+async def _read_options(stream: trio.abc.ReceiveStream, builder: PasteBuilder, window_ends: float) -> None:
+    """Give the client until ``window_ends`` to send a ``#!ncpaste`` line first."""
+    with trio.move_on_at(window_ends):
         while builder.in_preamble:
             data = await stream.receive_some(RECEIVE_BYTES)
             if not data:
@@ -144,13 +145,16 @@ async def handle_live(stream: trio.SocketStream, service: PasteService) -> None:
     held_by: str | None = None
     try:
         try:
+            # One window for a PROXY header and the options line together:
+            # the URL comes at most live_preamble_window_s after connecting.
+            window_ends = trio.current_time() + config.live_preamble_window_s
             start = await guard.read_proxy_header(stream, peer, timeout_s=config.live_preamble_window_s)
             address, first = start if start is not None else (peer, b"")
             counted = guard.connect(address)
             builder = PasteBuilder(config.max_paste_bytes, accept_preamble=True)
             builder.feed(first)
             if builder.in_preamble:
-                await _read_options(stream, builder, config.live_preamble_window_s)
+                await _read_options(stream, builder, window_ends)
             options = builder.options
             if options.burn:
                 raise BadOption("burn=1 is not available for live pastes: use the netcat port")
@@ -199,6 +203,7 @@ async def _follow_writer(
     metrics.live_opened()
     seq = 1
     ended = "incomplete"
+    kept = False
 
     async def commit() -> None:
         nonlocal seq
@@ -216,14 +221,18 @@ async def _follow_writer(
             await commit()
 
     error: PasteError | None = None
+    end = LiveEnd.INCOMPLETE
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(committer)
             paste.add(builder.drain())
             try:
                 ended = await _receive(stream, builder, paste, config)
-            except PasteError as exc:
-                error, ended = exc, "truncated"
+                end = LiveEnd.INCOMPLETE if ended == "incomplete" else LiveEnd.COMPLETE
+            except TooLarge as exc:
+                error, ended, end = exc, "size-limit", LiveEnd.SIZE_LIMIT
+            except NotText as exc:
+                error, ended, end = exc, "not-text", LiveEnd.NOT_TEXT
             nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True), trio.move_on_after(FINISH_TIMEOUT_S):
@@ -231,18 +240,22 @@ async def _follow_writer(
                 await commit()
             except PasteError:
                 pass
-            incomplete = ended == "incomplete"
-            truncated = ended == "truncated"
-            await store.finish_live(key, incomplete=incomplete, truncated=truncated)
-            paste.close(incomplete=incomplete, truncated=truncated)
+            kept = await store.finish_live(key, end)
+            paste.close(end)
             service.live.open.pop(key, None)
             metrics.live_closed()
-            if not incomplete:
-                metrics.paste_created("live", paste.committed)
-            event(log, "paste.created", key=key, port="live", ended=ended, client=client, size=paste.committed)
+            if not kept:
+                metrics.paste_rejected("live", "empty")
+                event(log, "paste.refused", port="live", key=key, client=client, reason="empty")
+            else:
+                if end is not LiveEnd.INCOMPLETE:
+                    metrics.paste_created("live", paste.committed)
+                event(log, "paste.created", key=key, port="live", ended=ended, client=client, size=paste.committed)
+    if not kept and not paste.committed and end is not LiveEnd.INCOMPLETE and error is None:
+        error = EmptyPaste("empty paste: nothing was received; the URL is not kept")
     if error is not None:
         message = error_line(error).decode().rstrip("\n")
-        if isinstance(error, TooLarge):
+        if paste.committed and isinstance(error, (TooLarge, NotText)):
             message += "; the paste is kept up to there"
         await refuse(stream, (message + "\n").encode(), config)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from ncpaste.core.paste import PasteMeta
+from ncpaste.core.paste import LiveEnd, PasteMeta
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +98,10 @@ class PasteStore(Protocol):
         read only what is new)."""
         ...
 
-    async def finish_live(self, key: str, *, incomplete: bool, truncated: bool) -> None:
-        """Close an open paste: one frame, its final size and checksum; expiry starts now."""
+    async def finish_live(self, key: str, end: LiveEnd) -> bool:
+        """Close an open paste: one frame, its final size and checksum, how it
+        ended; expiry starts now. One that ends with nothing in it is removed.
+        False: the paste is gone (empty, or deleted while open)."""
         ...
 
     async def recover_live(self) -> int:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import trio
 
 from ncpaste.core.errors import PasteError
-from ncpaste.core.paste import FLAG_INCOMPLETE, FLAG_TRUNCATED
+from ncpaste.core.paste import LiveEnd
 from ncpaste.store import codec
 from ncpaste.store import Created, NewPaste, StoredPaste, StoreStats
 from ncpaste.store.lmdb_store import LmdbStore
@@ -129,9 +129,8 @@ class EmbeddedStore:
     async def read_live(self, key: str, after_group: int = 0) -> tuple[bytes, int]:
         return await trio.to_thread.run_sync(self._store.read_live, key, after_group)
 
-    async def finish_live(self, key: str, *, incomplete: bool, truncated: bool) -> None:
-        flags = (FLAG_INCOMPLETE if incomplete else 0) | (FLAG_TRUNCATED if truncated else 0)
-        await self._in_writer(self._store.finish_live, key, flags, self._clock_ms())
+    async def finish_live(self, key: str, end: LiveEnd) -> bool:
+        return await self._in_writer(self._store.finish_live, key, end, self._clock_ms()) is not None
 
     async def recover_live(self) -> int:
         return await self._in_writer(self._store.recover_open_live, self._clock_ms())

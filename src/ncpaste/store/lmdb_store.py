@@ -35,7 +35,7 @@ from ncpaste.core.errors import (
     StorageUnavailable,
 )
 from ncpaste.store import Created, NewPaste, StoredPaste, StoreStats
-from ncpaste.core.paste import FLAG_ALIAS, FLAG_BURN, FLAG_INCOMPLETE, FLAG_OPEN, PasteMeta
+from ncpaste.core.paste import FLAG_ALIAS, FLAG_BURN, FLAG_OPEN, LiveEnd, PasteMeta
 from ncpaste.store import codec
 from ncpaste.store.codec import decode_meta, encode_record, record_frame
 
@@ -342,8 +342,10 @@ class LmdbStore:
         last = groups[-1][0] if groups else after_group
         return b"".join(codec.decompress(frame, MAX_LIVE_GROUP_BYTES) for _, frame in groups), last
 
-    def finish_live(self, key: str, flags: int, now_ms: int) -> PasteMeta | None:
-        """Turn an open paste's groups into one frame; expiry counts from now."""
+    def finish_live(self, key: str, end: LiveEnd, now_ms: int) -> PasteMeta | None:
+        """Turn an open paste's groups into one frame; expiry counts from now.
+        A paste that ends with nothing in it is removed (as the netcat port
+        stores no empty paste). None: it is gone (empty, or deleted while open)."""
 
         def work(txn: lmdb.Transaction) -> PasteMeta | None:
             raw = key.encode()
@@ -355,13 +357,16 @@ class LmdbStore:
             marker = txn.get(_live_key(raw, 0), db=self._live_db)
             expire_s = _EXPIRY.unpack(marker)[0] if marker and len(marker) == _EXPIRY.size else 0
             body = b"".join(codec.decompress(bytes(frame), MAX_LIVE_GROUP_BYTES) for _, frame in groups)
+            if not body:
+                self._remove(txn, raw, meta)
+                return None
             final = PasteMeta(
                 meta.created_ms,
                 now_ms + expire_s * 1000,
                 len(body),
                 codec.checksum(body),
                 meta.token_hash,
-                (meta.flags & ~FLAG_OPEN) | flags,
+                (meta.flags & ~FLAG_OPEN) | end.flags,
             )
             txn.put(raw, encode_record(final, codec.compress(body)), db=self._pastes)
             txn.delete(_EXPIRY.pack(meta.expires_ms) + raw, db=self._expiry)
@@ -391,7 +396,7 @@ class LmdbStore:
         """Close every paste left open (by a crash) as incomplete."""
         left_open = self.open_live_keys()
         for key in left_open:
-            self.finish_live(key, FLAG_INCOMPLETE, now_ms)
+            self.finish_live(key, LiveEnd.INCOMPLETE, now_ms)
         return len(left_open)
 
     def _live_groups(self, txn: lmdb.Transaction, raw: bytes, first: int = 1):  # type: ignore[no-untyped-def]

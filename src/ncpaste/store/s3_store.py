@@ -50,7 +50,7 @@ import trio
 
 from ncpaste.core import keys
 from ncpaste.core.errors import AliasTaken, CorruptPaste, Forbidden, NotFound, PasteError, StorageUnavailable
-from ncpaste.core.paste import FLAG_ALIAS, FLAG_BURN, FLAG_INCOMPLETE, FLAG_OPEN, FLAG_TRUNCATED, PasteMeta
+from ncpaste.core.paste import FLAG_ALIAS, FLAG_BURN, FLAG_OPEN, LiveEnd, PasteMeta
 from ncpaste.store import Created, NewPaste, StoredPaste, StoreStats, codec
 from ncpaste.store.lmdb_store import MAX_LIVE_GROUP_BYTES
 from ncpaste.store.s3_client import PreconditionFailed, S3Client, S3Object
@@ -633,20 +633,25 @@ class S3Store:
             start_after = listed[-1].key
         return b"".join(parts), last
 
-    async def finish_live(self, key: str, *, incomplete: bool, truncated: bool) -> None:
+    async def finish_live(self, key: str, end: LiveEnd) -> bool:
         head = await self._s3.head(PASTE_PREFIX + key)
         if head is None or not _meta_of(head).is_open:  # deleted while open
             await self._drop_groups(key)
             await trio.to_thread.run_sync(self._pool.mark_open, key, False)
-            return
+            return False
         meta = _meta_of(head)
         expire_s = int(head.meta("live-expire") or "0")
         body, _ = await self.read_live(key)
+        generation = _generation_of(head)
+        if not body:  # nothing was written: no empty paste is kept
+            await self._remove(key, generation)
+            await self._drop_groups(key)
+            await trio.to_thread.run_sync(self._pool.mark_open, key, False)
+            return False
         now = self._clock_ms()
-        flags = (meta.flags & ~FLAG_OPEN) | (FLAG_INCOMPLETE if incomplete else 0) | (FLAG_TRUNCATED if truncated else 0)
+        flags = (meta.flags & ~FLAG_OPEN) | end.flags
         final = PasteMeta(meta.created_ms, now + expire_s * 1000, len(body), codec.checksum(body), meta.token_hash, flags)
         frame = await trio.to_thread.run_sync(codec.compress, body)
-        generation = _generation_of(head)
         await self._write_marker([_Due(key, generation, final.expires_ms)])
         # Overwrite, same generation: this node created the open paste and
         # is its only writer.
@@ -654,6 +659,7 @@ class S3Store:
         self._forget(key)
         await self._drop_groups(key)
         await trio.to_thread.run_sync(self._pool.mark_open, key, False)
+        return True
 
     async def _drop_groups(self, key: str) -> None:
         limiter = trio.CapacityLimiter(LIVE_FETCHES_AT_ONCE)
@@ -673,7 +679,7 @@ class S3Store:
     async def recover_live(self) -> int:
         left_open = await trio.to_thread.run_sync(self._pool.open_keys)
         for key in left_open:
-            await self.finish_live(key, incomplete=True, truncated=False)
+            await self.finish_live(key, LiveEnd.INCOMPLETE)
         return len(left_open)
 
 
