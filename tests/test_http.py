@@ -234,6 +234,22 @@ async def test_usage_page_and_healthz(server):
     assert health.status == 200 and health.body == b"ok\n"
 
 
+async def test_usage_page_shows_the_read_options_and_the_browser_view(server):
+    usage = (await fetch(server.http_port, "GET", "/")).body.decode()
+    for shown in ("?tail=50", "?lines=1400-1450", "?grep=error&i", "ansi=strip", "browser", "?raw", "#L42"):
+        assert shown in usage, shown
+
+
+async def test_grep_then_tail_gives_the_last_matches_over_http(server):
+    log = b"".join(b"step %d ok\n" % n if n % 3 else b"step %d ERROR\n" % n for n in range(1, 11))
+    url = await nc(server.tcp_port, log)
+    key = key_of(url)
+    got = await fetch(server.http_port, "GET", f"/{key}?grep=ERROR&tail=2")
+    assert got.body == b"6:step 6 ERROR\n9:step 9 ERROR\n"
+    got = await fetch(server.http_port, "GET", f"/{key}?grep=error&i&tail=1")
+    assert got.body == b"9:step 9 ERROR\n"
+
+
 async def test_slow_header_client_is_timed_out_and_others_still_served(nursery, config, clock):
     from conftest import start_server
 

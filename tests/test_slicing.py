@@ -122,6 +122,9 @@ def test_parse_accepts(query: str, expected: LogQuery) -> None:
         ("grep=a%0Ab", "grep"),
         ("raw=maybe", "raw"),
         ("raw&raw", "raw"),
+        ("i", "grep"),  # ignore case of what? i goes with grep
+        ("tail=5&i", "grep"),
+        ("grep=x&i=maybe", "i="),
     ],
 )
 def test_parse_rejects_naming_the_option(query: str, named: str) -> None:
@@ -146,7 +149,7 @@ def test_unknown_option_message_lists_known_ones() -> None:
     with pytest.raises(BadOption) as caught:
         parse_log_query("head=5")
     assert caught.value.message == (
-        "unknown option 'head': known options are raw, tail, lines, ansi, grep"
+        "unknown option 'head': known options are raw, tail, lines, ansi, grep, i"
     )
 
 
@@ -270,7 +273,19 @@ def test_grep_numbers_lines_of_the_whole_paste() -> None:
     assert read(body, "lines=2500-&grep=FAIL") == (
         b"3000:line 3000 FAIL\n4000:line 4000 FAIL\n5000:line 5000 FAIL\n"
     )
-    assert read(body, "tail=1001&grep=FAIL") == b"4000:line 4000 FAIL\n5000:line 5000 FAIL\n"
+    # tail applies to the matches: the last two failures, wherever they are.
+    assert read(body, "tail=2&grep=FAIL") == b"4000:line 4000 FAIL\n5000:line 5000 FAIL\n"
+    assert read(body, "grep=FAIL&tail=2") == read(body, "tail=2&grep=FAIL")  # order in the URL is free
+    assert read(body, "lines=1-3500&grep=FAIL&tail=1") == b"3000:line 3000 FAIL\n"
+
+
+def test_grep_ignores_case_with_i() -> None:
+    log = b"ok\nERROR: disk\n\x1b[31mError\x1b[0m: net\nerror: dns\nfine\n\xc3\x84RGER\n"
+    assert read(log, "grep=error") == b"4:error: dns\n"
+    assert read(log, "grep=error&i") == b"2:ERROR: disk\n3:\x1b[31mError\x1b[0m: net\n4:error: dns\n"
+    assert read(log, "grep=error&i&ansi=strip&tail=2") == b"3:Error: net\n4:error: dns\n"
+    assert read(log, "grep=%C3%A4rger&i") == b"6:\xc3\x84RGER\n"  # beyond ASCII too
+    assert read(log, "grep=ERROR&i=0") == b"2:ERROR: disk\n"
 
 
 def test_big_bodies_take_linear_time() -> None:

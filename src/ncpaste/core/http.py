@@ -366,6 +366,16 @@ HTTP
   curl -X DELETE -H 'X-Delete-Token: TOKEN' {base_url}/KEY
 
   A create answers 201 with the URL; headers X-Delete-Token and X-Expires.
+
+READING
+  curl {base_url}/KEY                                   # the exact bytes
+  curl '{base_url}/KEY?tail=50'                         # the last 50 lines
+  curl '{base_url}/KEY?lines=1400-1450'                 # a line range ('1400-': to the end)
+  curl '{base_url}/KEY?grep=error&i'                    # matching lines, numbered (&i: any case)
+  curl '{base_url}/KEY?grep=FAIL&tail=3&ansi=strip'     # the last 3 matches, without colours
+  Order: lines, then grep, then tail, then ansi=strip, whatever the order given.
+  In a browser the same URL shows a view with line numbers and colours
+  (#L42 marks a line, #L40-L60 a range); ?raw gives browsers the bytes.
 {live}
 LIMITS
   Text only (UTF-8, no NUL bytes), at most {max_size} a paste.

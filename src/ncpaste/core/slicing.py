@@ -6,16 +6,18 @@ the lines mentioning ``error`` with their line numbers. ``parse_log_query``
 turns the read URL's query string into a ``LogQuery``; ``apply`` computes the
 answer from the paste's bytes.
 
-The steps, in this order:
+The steps, in this order, whatever the order in the URL (what people mean
+by ``?grep=ERROR&tail=2`` is "the last two errors", as in
+``grep -n ERROR log | tail -2``):
 
-1. ``lines=A-B`` keeps lines A to B (1-based, inclusive), then ``tail=N``
-   keeps the last N of those.
-2. ``ansi=strip`` removes escape sequences from what was kept.
-3. ``grep=TEXT`` keeps the lines containing TEXT, compared with the
-   escape-free text (so a colour code inside a word does not hide it), and
-   writes each as ``grep -n`` does: ``1423:text\\n``, numbered by its line in
-   the whole paste. Without ``ansi=strip`` the line is written with its escape
-   sequences, as stored.
+1. ``lines=A-B`` keeps lines A to B (1-based, inclusive).
+2. ``grep=TEXT`` keeps the lines containing TEXT (``&i``: ignoring case),
+   compared with the escape-free text (so a colour code inside a word does
+   not hide it), and writes each as ``grep -n`` does: ``1423:text\\n``,
+   numbered by its line in the whole paste.
+3. ``tail=N`` keeps the last N lines of what is left.
+4. ``ansi=strip`` removes escape sequences from the answer; without it,
+   lines are written with their escape sequences, as stored.
 
 Lines are split on ``\\n`` only; a final line without a newline is a line, and
 a body ending in ``\\n`` has no empty line after it. Apart from grep's
@@ -42,12 +44,14 @@ MAX_GREP_CHARS = 256
 # Room for every option at once with a grep of MAX_GREP_CHARS characters
 # percent-encoded as four-byte UTF-8 (12 characters each, 3072 in all).
 MAX_LOG_QUERY_CHARS = 4096
-LOG_QUERY_NAMES = ("raw", "tail", "lines", "ansi", "grep")
+LOG_QUERY_NAMES = ("raw", "tail", "lines", "ansi", "grep", "i")
 #: The end of ``LogQuery.lines`` for ``lines=A-`` (to the last line).
 TO_END = sys.maxsize
 
 _TRUE = {"", "1", "yes", "true", "on"}
 _FALSE = {"0", "no", "false", "off"}
+#: Options without a value (``?raw``, ``&i``), and how to write them.
+_SWITCHES = {"raw": "?raw or raw=1", "i": "&i or i=1"}
 _EXAMPLES = {"tail": "tail=50", "lines": "lines=10-20", "ansi": "ansi=strip", "grep": "grep=error"}
 
 
@@ -64,8 +68,10 @@ class LogQuery:
     lines: tuple[int, int] | None = None
     #: ``ansi=strip``: without escape sequences.
     ansi_strip: bool = False
-    #: ``grep=TEXT``: lines containing TEXT (plain, case-sensitive), numbered.
+    #: ``grep=TEXT``: lines containing TEXT (plain text, not a pattern), numbered.
     grep: str | None = None
+    #: ``i``: grep ignores case (``grep -i``).
+    ignore_case: bool = False
 
     def __post_init__(self) -> None:
         # Client mistakes are BadOption in parse_log_query; these are ours.
@@ -138,7 +144,6 @@ def parse_log_query(query: str) -> LogQuery:
     """
     if len(query) > MAX_LOG_QUERY_CHARS:
         raise BadOption("query string too long")
-    raw = False
     values: dict[str, object] = {}
     for field in query.split("&"):
         if not field:  # "tail=5&" from a script that joins with "&"
@@ -152,12 +157,11 @@ def parse_log_query(query: str) -> LogQuery:
             )
         if name in values:
             raise BadOption(f"option {name} given twice")
-        if name == "raw":
+        if name in _SWITCHES:
             lowered = value.lower()
             if lowered not in _TRUE and lowered not in _FALSE:
-                raise BadOption(f"bad option raw={_show(value)}: use ?raw or raw=1")
-            raw = lowered in _TRUE
-            values[name] = raw
+                raise BadOption(f"bad option {name}={_show(value)}: use {_SWITCHES[name]}")
+            values[name] = lowered in _TRUE
             continue
         if not value:
             raise BadOption(f"option {name} needs a value, e.g. {_EXAMPLES[name]}")
@@ -175,8 +179,11 @@ def parse_log_query(query: str) -> LogQuery:
             if "\n" in value:
                 raise BadOption("grep pattern cannot contain a newline: it matches within one line")
             values[name] = value
+    if values.get("i") and "grep" not in values:
+        raise BadOption("option i (ignore case) goes with grep, e.g. grep=error&i")
     return LogQuery(
-        raw=raw,
+        raw=bool(values.get("raw", False)),
+        ignore_case=bool(values.get("i", False)),
         tail=values.get("tail"),  # type: ignore[arg-type]
         lines=values.get("lines"),  # type: ignore[arg-type]
         ansi_strip=bool(values.get("ansi", False)),
@@ -223,41 +230,41 @@ def _tail(data: bytes, count: int) -> bytes:
     return data[len(pieces[0]) + 1 :]
 
 
-def _grep(
-    original: bytes, searched: bytes, pattern: bytes, first_number: int, show_searched: bool
-) -> bytes:
-    """``grep -n``: the lines of ``searched`` containing ``pattern``, numbered
-    from ``first_number``; written from ``searched`` or, when not
-    ``show_searched``, from the same line of ``original`` (the two have the
-    same lines: stripping escapes never removes a newline). ``pattern`` is
-    not empty, so a line left empty by stripping never matches."""
-    end = len(searched)
-    found: list[tuple[int, int, int]] = []  # (line index, start, end) in searched
+def _grep(haystack: bytes, needle: bytes, shown: bytes, first_number: int) -> bytes:
+    """``grep -n``: the lines of ``shown`` whose line in ``haystack`` (the
+    same lines, searched form: escape-free, case-folded) contains
+    ``needle``, numbered from ``first_number``. ``needle`` is not empty, so
+    a line left empty by stripping never matches."""
+    end = len(haystack)
+    found: list[int] = []  # line indexes
     position = 0
     counted_to = 0
     line_index = 0
     while True:
-        hit = searched.find(pattern, position)
+        hit = haystack.find(needle, position)
         if hit < 0:
             break
-        line_start = searched.rfind(b"\n", 0, hit) + 1
-        line_end = searched.find(b"\n", hit)
-        if line_end < 0:
-            line_end = end
-        line_index += searched.count(b"\n", counted_to, line_start)
+        line_start = haystack.rfind(b"\n", 0, hit) + 1
+        line_end = haystack.find(b"\n", hit)
+        line_index += haystack.count(b"\n", counted_to, line_start)
         counted_to = line_start
-        found.append((line_index, line_start, line_end))
+        found.append(line_index)
+        if line_end < 0:
+            break
         position = line_end + 1
     if not found:
         return b""
-    if show_searched:
-        lines = [searched[start:stop] for _, start, stop in found]
-    else:
-        pieces = original.split(b"\n", found[-1][0] + 1)
-        lines = [pieces[index] for index, _, _ in found]
-    return b"".join(
-        b"%d:%s\n" % (first_number + index, line) for (index, _, _), line in zip(found, lines)
-    )
+    pieces = shown.split(b"\n", found[-1] + 1)
+    return b"".join(b"%d:%s\n" % (first_number + index, pieces[index]) for index in found)
+
+
+def _folded(text: bytes, pattern: str) -> tuple[bytes, bytes]:
+    """``text`` and ``pattern`` case-folded for ``grep -i``. ASCII-only
+    patterns fold bytewise (fast, and lengths stay the same); others fold
+    the decoded text (a paste is valid UTF-8), which keeps every newline."""
+    if pattern.isascii():
+        return text.lower(), pattern.lower().encode()
+    return text.decode("utf-8", "replace").casefold().encode(), pattern.casefold().encode()
 
 
 def apply(body: bytes, query: LogQuery) -> bytes:
@@ -274,12 +281,15 @@ def apply(body: bytes, query: LogQuery) -> bytes:
         if last != TO_END:
             selected = _head(selected, last - first + 1)
         first_number = first
+    if query.grep is not None:
+        stripped = strip_ansi(selected)
+        haystack, needle = stripped, query.grep.encode("utf-8")
+        if query.ignore_case:
+            haystack, needle = _folded(stripped, query.grep)
+        shown = stripped if query.ansi_strip or b"\x1b" not in selected else selected
+        selected = _grep(haystack, needle, shown, first_number)
     if query.tail is not None:
-        before = count_lines(selected)
         selected = _tail(selected, query.tail)
-        first_number += before - count_lines(selected)
-    if query.grep is None:
-        return strip_ansi(selected) if query.ansi_strip else selected
-    stripped = strip_ansi(selected)
-    show_stripped = query.ansi_strip or b"\x1b" not in selected
-    return _grep(selected, stripped, query.grep.encode("utf-8"), first_number, show_stripped)
+    if query.ansi_strip and query.grep is None:
+        selected = strip_ansi(selected)
+    return selected
