@@ -116,6 +116,27 @@ def test_two_file_fields_are_refused() -> None:
         form.feed(body)
 
 
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        # A plain field beside the file is an option we do not know.
+        ([("colour", None, b"1"), ("f", "small.log", b"log")],
+         "unknown option 'colour': known options are expire, alias, burn, token, redact"),
+        ([("f", "small.log", b"log"), ("colour", None, b"1")],
+         "unknown option 'colour': known options are expire, alias, burn, token, redact"),
+        # Two plain fields: either could be the paste.
+        ([("colour", None, b"1"), ("f", None, b"log")],
+         "form fields 'colour' and 'f' both look like the paste: send one paste field "
+         "(e.g. -F f=@FILE) and options named expire, alias, burn, token, redact"),
+    ],
+)
+def test_an_unknown_form_field_is_named_as_an_unknown_option(fields, message) -> None:  # type: ignore[no-untyped-def]
+    form = FormPaste(b"bb", PasteBuilder(1000))
+    with pytest.raises(PasteError) as caught:
+        form.feed(_form("bb", fields))
+    assert caught.value.message == message and caught.value.http_status == 400
+
+
 def _text_prefix(data: bytes) -> bytes:
     nul = data.find(b"\0")
     head = data if nul < 0 else data[:nul]

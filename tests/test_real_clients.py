@@ -287,6 +287,27 @@ def test_curl_form_with_option_field(cli_server, text_file, tmp_path):
     assert 3600 - 120 < seconds_until(curl(tmp_path, "-I", url).headers["x-expires"]) <= 3600
 
 
+def test_curl_form_with_an_unknown_field_names_it(cli_server, text_file, tmp_path):
+    server = cli_server()
+    refused = curl(tmp_path, "-F", "colour=1", "-F", f"f=@{text_file}", f"{server.base_url}/")
+    assert refused.status == 400
+    assert refused.body == (
+        b"error: unknown option 'colour': known options are expire, alias, burn, token, redact\n"
+    )
+
+
+def test_curl_expect_100_continue_gets_a_reason_phrase(cli_server, text_file, tmp_path):
+    server = cli_server()
+    head_file = tmp_path / "heads"
+    done = run(
+        ["curl", "-sS", "--max-time", str(CLIENT_TIMEOUT_S), "-D", str(head_file), "-H", "Expect: 100-continue",
+         "--data-binary", f"@{text_file}", f"{server.base_url}/"],
+        input=None,
+    )
+    assert done.returncode == 0, done.stderr
+    assert head_file.read_bytes().startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\n")
+
+
 # -- a big paste -------------------------------------------------------------------
 
 def _big_text(size: int) -> bytes:

@@ -8,6 +8,17 @@ status with the message as a text body.
 
 from __future__ import annotations
 
+# A client's value echoed in a message is clipped to this many characters.
+MAX_ECHO_CHARS = 40
+
+
+def echo(value: str) -> str:
+    """A client's value, to be echoed back in an error message: bounded,
+    printable, one line (control characters such as ESC or newline come
+    back escaped)."""
+    clipped = value[:MAX_ECHO_CHARS] + ("..." if len(value) > MAX_ECHO_CHARS else "")
+    return clipped.encode("unicode_escape").decode("ascii")
+
 
 class PasteError(Exception):
     """Base of every error a client may be told about."""

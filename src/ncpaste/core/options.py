@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from ncpaste.core import keys, units
-from ncpaste.core.errors import BadOption, InvalidAlias
+from ncpaste.core.errors import BadOption, InvalidAlias, echo
 
 PREAMBLE_MAGIC = b"#!ncpaste"
 # The preamble is one short line of options; anything longer is not a preamble
@@ -54,14 +54,7 @@ def _parse_bool(name: str, value: str) -> bool:
         return True
     if lowered in _FALSE:
         return False
-    raise BadOption(f"bad option {name}={_show(value)}: use {name}=1 or {name}=0")
-
-
-def _show(value: str) -> str:
-    """Echo a client's value back safely: bounded, printable, one line
-    (control characters such as ESC or newline come back escaped)."""
-    clipped = value[:40] + ("..." if len(value) > 40 else "")
-    return clipped.encode("unicode_escape").decode("ascii")
+    raise BadOption(f"bad option {name}={echo(value)}: use {name}=1 or {name}=0")
 
 
 def options_from_pairs(pairs: list[tuple[str, str]]) -> PasteOptions:
@@ -69,7 +62,7 @@ def options_from_pairs(pairs: list[tuple[str, str]]) -> PasteOptions:
     for name, value in pairs:
         if name not in OPTION_NAMES:
             raise BadOption(
-                f"unknown option '{_show(name)}': known options are {', '.join(OPTION_NAMES)}"
+                f"unknown option '{echo(name)}': known options are {', '.join(OPTION_NAMES)}"
             )
         if name in values:
             raise BadOption(f"option {name} given twice")
@@ -78,13 +71,13 @@ def options_from_pairs(pairs: list[tuple[str, str]]) -> PasteOptions:
                 values[name] = units.parse_duration(value)
             except ValueError:
                 raise BadOption(
-                    f"bad option expire={_show(value)}: use e.g. 30s, 10m, 1h, 2d, 1w"
+                    f"bad option expire={echo(value)}: use e.g. 30s, 10m, 1h, 2d, 1w"
                 ) from None
         elif name == "alias":
             try:
                 values[name] = keys.check_alias(value)
             except ValueError as exc:
-                raise InvalidAlias(f"invalid alias '{_show(value)}': {exc}") from None
+                raise InvalidAlias(f"invalid alias '{echo(value)}': {exc}") from None
         else:
             values[name] = _parse_bool(name, value)
     return PasteOptions(
@@ -111,7 +104,7 @@ def parse_preamble(line: bytes) -> PasteOptions:
     for word in text.split():
         name, sep, value = word.partition("=")
         if not sep or not value:
-            raise BadOption(f"bad option '{_show(word)}': write name=value, e.g. expire=1h")
+            raise BadOption(f"bad option '{echo(word)}': write name=value, e.g. expire=1h")
         pairs.append((name, value))
     return options_from_pairs(pairs)
 
@@ -131,7 +124,7 @@ def query_pairs(query: str) -> list[tuple[str, str]]:
         raise BadOption("malformed query string: use ?name=value&name=value") from None
     for name, value in pairs:
         if not value:
-            raise BadOption(f"option {_show(name)} needs a value, e.g. {_show(name)}=1")
+            raise BadOption(f"option {echo(name)} needs a value, e.g. {echo(name)}=1")
     return pairs
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
 from ncpaste.core.ansi import strip_ansi
-from ncpaste.core.errors import BadOption
+from ncpaste.core.errors import BadOption, echo
 
 # Any tail or line number above this is a mistake or a probe: a 10 MiB paste
 # (the default size limit) of 10-byte lines has about a million lines, and the
@@ -94,12 +94,6 @@ class LogQuery:
         )
 
 
-def _show(value: str) -> str:
-    """Echo a client's value back safely: bounded, printable, one line."""
-    clipped = value[:40] + ("..." if len(value) > 40 else "")
-    return clipped.encode("unicode_escape").decode("ascii")
-
-
 def _unquote(text: str) -> str:
     try:
         return unquote_plus(text, errors="strict")
@@ -115,7 +109,7 @@ def _whole_number(name: str, text: str, value: str, smallest: int) -> int:
         number = int(digits)
     if number is None or not smallest <= number <= MAX_LINE_NUMBER:
         raise BadOption(
-            f"bad option {name}={_show(value)}: use whole numbers "
+            f"bad option {name}={echo(value)}: use whole numbers "
             f"from {smallest} to {MAX_LINE_NUMBER}"
         )
     return number
@@ -124,7 +118,7 @@ def _whole_number(name: str, text: str, value: str, smallest: int) -> int:
 def _parse_lines(value: str) -> tuple[int, int]:
     first_text, dash, last_text = value.partition("-")
     if not first_text:
-        raise BadOption(f"bad option lines={_show(value)}: use lines=A-B, lines=A- or lines=A")
+        raise BadOption(f"bad option lines={echo(value)}: use lines=A-B, lines=A- or lines=A")
     first = _whole_number("lines", first_text, value, 1)
     if not dash:
         return first, first
@@ -132,7 +126,7 @@ def _parse_lines(value: str) -> tuple[int, int]:
         return first, TO_END
     last = _whole_number("lines", last_text, value, 1)
     if first > last:
-        raise BadOption(f"bad option lines={_show(value)}: the first line is after the last")
+        raise BadOption(f"bad option lines={echo(value)}: the first line is after the last")
     return first, last
 
 
@@ -153,14 +147,14 @@ def parse_log_query(query: str) -> LogQuery:
         value = _unquote(encoded_value)
         if name not in LOG_QUERY_NAMES:
             raise BadOption(
-                f"unknown option '{_show(name)}': known options are {', '.join(LOG_QUERY_NAMES)}"
+                f"unknown option '{echo(name)}': known options are {', '.join(LOG_QUERY_NAMES)}"
             )
         if name in values:
             raise BadOption(f"option {name} given twice")
         if name in _SWITCHES:
             lowered = value.lower()
             if lowered not in _TRUE and lowered not in _FALSE:
-                raise BadOption(f"bad option {name}={_show(value)}: use {_SWITCHES[name]}")
+                raise BadOption(f"bad option {name}={echo(value)}: use {_SWITCHES[name]}")
             values[name] = lowered in _TRUE
             continue
         if not value:
@@ -171,7 +165,7 @@ def parse_log_query(query: str) -> LogQuery:
             values[name] = _parse_lines(value)
         elif name == "ansi":
             if value != "strip":
-                raise BadOption(f"bad option ansi={_show(value)}: use ansi=strip")
+                raise BadOption(f"bad option ansi={echo(value)}: use ansi=strip")
             values[name] = True
         else:
             if len(value) > MAX_GREP_CHARS:

@@ -432,7 +432,9 @@ class HttpConnection:
     async def _read_body(self, sink) -> None:  # type: ignore[no-untyped-def]
         config = self.config
         if self.conn.they_are_waiting_for_100_continue:
-            await self._send_raw(self.conn.send(h11.InformationalResponse(status_code=100, headers=[])))
+            await self._send_raw(
+                self.conn.send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue"))
+            )
         with trio.move_on_after(config.max_upload_s) as whole:
             while True:
                 with trio.move_on_after(config.http_body_idle_timeout_s) as gap:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from ncpaste.core.errors import BadOption, BadRequest, PasteError
+from ncpaste.core.errors import BadOption, BadRequest, PasteError, echo
 from ncpaste.core.ingest import PasteBuilder
 from ncpaste.core.options import OPTION_NAMES
 
@@ -44,6 +44,8 @@ class FormPaste:
         self._option_value = bytearray()
         self._in_paste = False
         self._paste_parts = 0
+        #: The paste's field: its name, and whether it is a file (has a filename).
+        self._paste_field = ("", False)
         self._complete = False
         try:
             self._parser = MultipartParser(
@@ -100,9 +102,11 @@ class FormPaste:
         if name in OPTION_NAMES and b"filename" not in params:
             self._option = name
             return
+        is_file = b"filename" in params
         self._paste_parts += 1
         if self._paste_parts > 1:
-            raise BadRequest("send one paste per request (the form has two file fields)")
+            raise _second_paste_field(self._paste_field, (name, is_file))
+        self._paste_field = (name, is_file)
         self._in_paste = True
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
@@ -123,3 +127,20 @@ class FormPaste:
 
     def _end(self) -> None:
         self._complete = True
+
+
+def _second_paste_field(first: tuple[str, bool], second: tuple[str, bool]) -> PasteError:
+    """A form with two fields that are not options. A file field is the
+    paste, so a plain field beside it is an option we do not know (said as
+    the netcat port says it); two files are two pastes."""
+    known = ", ".join(OPTION_NAMES)
+    (first_name, first_is_file), (second_name, second_is_file) = first, second
+    if first_is_file and second_is_file:
+        return BadRequest("send one paste per request (the form has two file fields)")
+    if first_is_file != second_is_file:
+        unknown = second_name if first_is_file else first_name
+        return BadOption(f"unknown option {echo(unknown)!r}: known options are {known}")
+    return BadOption(
+        f"form fields {echo(first_name)!r} and {echo(second_name)!r} both look like the paste: "
+        f"send one paste field (e.g. -F f=@FILE) and options named {known}"
+    )
