@@ -45,6 +45,18 @@ def test_precedence_flag_over_env_over_file_over_default(tmp_path):
     assert lines["max-expire"] == '"90d"  # default'
 
 
+def test_sweep_interval_is_a_flag_a_variable_and_a_key(tmp_path):
+    assert config_lines(ncpaste("config"))["sweep-interval"] == "60  # default"
+    assert config_lines(ncpaste("config", "--sweep-interval", "10s"))["sweep-interval"] == "10  # --sweep-interval"
+    from_env = config_lines(ncpaste("config", env={"NCPASTE_SWEEP_INTERVAL": "5m"}))
+    assert from_env["sweep-interval"] == "300  # NCPASTE_SWEEP_INTERVAL"
+    conf = tmp_path / "c.toml"
+    conf.write_text("sweep-interval = 30\n")
+    assert config_lines(ncpaste("config", "--config", str(conf)))["sweep-interval"].startswith("30  #")
+    refused = ncpaste("config", "--sweep-interval", "0.5")
+    assert refused.returncode == 2 and "--sweep-interval must be 1 s..1 day" in refused.stderr
+
+
 def test_config_output_is_itself_a_valid_config_file(tmp_path):
     first = ncpaste("config", "--max-size", "5MiB", "--deny", "192.0.2.0/24", "--redact")
     saved = tmp_path / "saved.toml"

@@ -90,6 +90,8 @@ SERVE_SETTINGS = (
     Setting("--max-size", "max_paste_bytes", units.parse_size, "SIZE", "largest paste: 100000, 512KiB, 10MiB (default 10MiB)"),
     Setting("--default-expire", "default_expire_s", units.parse_duration, "DURATION", "expiry when none is asked for (default 7d)"),
     Setting("--max-expire", "max_expire_s", units.parse_duration, "DURATION", "longest expiry a client may ask for (default 90d)"),
+    Setting("--sweep-interval", "sweep_interval_s", units.parse_seconds, "SECONDS",
+            "how often expired pastes are removed (default 60; every read checks expiry itself)"),
     Setting("--idle-timeout", "idle_timeout_s", units.parse_seconds, "SECONDS", "netcat: a paste ends after this long without a byte (default 3s)"),
     Setting("--key-length", "key_length", _int, "N", "characters in a random key, 11..32 (default 12, 69.7 bits)"),
     Setting("--limits", "limits_enabled", _on_off, "on|off", "per-client limits on both ports (default on)"),

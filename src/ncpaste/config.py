@@ -98,6 +98,8 @@ class Config:
     max_connections: int = 4096
     # On SIGTERM, in-flight uploads get this long to finish.
     shutdown_grace_s: float = 5.0
+    # Expired pastes are never served (every read checks), so the sweep only
+    # frees their space; once a minute keeps each sweep small.
     sweep_interval_s: float = 60.0
     # Pre-generated keys: enough for a burst of a few seconds of pastes.
     pool_target: int = 10_000
@@ -179,6 +181,8 @@ def check(config: Config) -> Config:
         S3Location.parse(config.store)
     if not 0 <= config.store_cache_ttl_s <= 3600:
         raise ValueError("--store-cache-ttl must be 0..3600 seconds")
+    if not 1 <= config.sweep_interval_s <= 86400:
+        raise ValueError("--sweep-interval must be 1 s..1 day")
     if not 1 <= config.ipv6_prefix <= 128:
         raise ValueError("--ipv6-prefix must be 1..128")
     for flag, value in (
