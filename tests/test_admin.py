@@ -316,7 +316,7 @@ def test_stats_numbers_are_exact(run, known, data_dir):
         "damaged_records": 0,
         "original_bytes": original,
         "stored_bytes": stored,
-        "compression_ratio": round(original / stored, 3),
+        "stored_per_original": round(stored / original, 3),
         "pool_keys": POOL_TARGET - random_keys,
         "expiry_entries": 10,
         "oldest_created": admin.iso_utc(NOW - 60_000),
@@ -336,7 +336,8 @@ def test_stats_text(run, known, data_dir):
     assert lines["pastes"].strip() == "8 live, 2 expired not yet swept"
     original = sum(len(body) for body in known.live.values())
     assert lines["original bytes"].strip().startswith(f"{original} (")
-    assert "compression ratio" in lines["stored bytes"]
+    stored = sum(len(codec.compress(body)) for body in known.live.values())
+    assert lines["stored bytes"].endswith(f", {stored / original:.3f} of the original (stored ÷ original)")
     assert lines["expiry index"].strip() == "10 entries"
     assert lines["next expiry"].strip() == admin.iso_utc(NOW - 60_000 + HOUR_MS)
     assert SECRET.decode() not in result.text + result.err
@@ -345,7 +346,7 @@ def test_stats_text(run, known, data_dir):
 def test_stats_of_an_empty_store(run, data_dir):
     LmdbStore(data_dir).close()
     stats = json.loads(run("stats", "--json", "--data-dir", str(data_dir)).out)
-    assert stats["pastes"] == 0 and stats["compression_ratio"] is None
+    assert stats["pastes"] == 0 and stats["stored_per_original"] is None
     assert stats["oldest_created"] is None and stats["next_expiry"] is None
 
 

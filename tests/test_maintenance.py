@@ -291,7 +291,18 @@ def test_check_clean_store(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert result.expired_not_swept == 7
     assert "pastes: 100 checked" in messages and "pastes: 200 checked" in messages
     assert f"pastes: {len(bodies) + 7} checked" in messages
+    assert len(messages) == len(set(messages)), messages  # no count said twice
     assert digest(data_dir) == before, "check must not write"
+
+
+def test_check_says_a_round_count_once(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A part whose count is a multiple of the progress step is named once
+    (the last tick is also the final count)."""
+    fill(data_dir, 200)
+    monkeypatch.setattr(maintenance, "PROGRESS_EVERY", 100)
+    messages: list[str] = []
+    assert check(data_dir, now_ms=NOW, progress=messages.append).ok
+    assert messages.count("pastes: 200 checked") == 1
     assert check(data_dir, now_ms=NOW).expired_not_swept == 0
 
 

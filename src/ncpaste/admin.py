@@ -384,7 +384,9 @@ def _stats(args: argparse.Namespace, context: _Context) -> int:
                     next_expiry = meta.expires_ms
         used_bytes = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
     file_bytes = (context.data_dir / DATA_FILE).stat().st_size
-    ratio = round(original_bytes / stored_bytes, 3) if stored_bytes else None
+    # One convention everywhere (README, bench): stored ÷ original, so 0.216
+    # means the store keeps 21.6 % of what was pasted.
+    ratio = round(stored_bytes / original_bytes, 3) if original_bytes else None
     report = {
         "as_of": iso_utc(now_ms),
         "pastes": live,
@@ -392,7 +394,7 @@ def _stats(args: argparse.Namespace, context: _Context) -> int:
         "damaged_records": damaged,
         "original_bytes": original_bytes,
         "stored_bytes": stored_bytes,
-        "compression_ratio": ratio,
+        "stored_per_original": ratio,
         "pool_keys": pool_keys,
         "expiry_entries": expiry_entries,
         "oldest_created": None if oldest_created is None else iso_utc(oldest_created),
@@ -408,7 +410,7 @@ def _stats(args: argparse.Namespace, context: _Context) -> int:
                    + (f", {damaged} damaged (run ncpaste check)" if damaged else "")),
         ("original bytes", f"{original_bytes} ({human_bytes(original_bytes)})"),
         ("stored bytes", f"{stored_bytes} ({human_bytes(stored_bytes)}, zstd)"
-                         + (f", compression ratio {ratio:.2f}" if ratio is not None else "")),
+                         + (f", {ratio:.3f} of the original (stored ÷ original)" if ratio is not None else "")),
         ("key pool", f"{pool_keys} keys"),
         ("expiry index", f"{expiry_entries} entries"),
         ("oldest paste", report["oldest_created"] or "-"),

@@ -294,6 +294,11 @@ class _Checker:
         if count % PROGRESS_EVERY == 0:
             self.say(f"{what}: {count} checked")
 
+    def finished(self, what: str, count: int) -> None:
+        """The last line of one part; not again if the last tick said it."""
+        if count == 0 or count % PROGRESS_EVERY != 0:
+            self.say(f"{what}: {count} checked")
+
     def pastes(self, txn: lmdb.Transaction, pastes: _Db, expiry: _Db) -> None:
         for raw, record in txn.cursor(db=pastes):
             self.pastes_checked += 1
@@ -323,7 +328,7 @@ class _Checker:
                     f"paste {name}: no expiry index entry for its expiry {meta.expires_ms}"
                     " (the sweeper would never remove it)"
                 )
-        self.say(f"pastes: {self.pastes_checked} checked")
+        self.finished("pastes", self.pastes_checked)
 
     def expiry_index(self, txn: lmdb.Transaction, pastes: _Db, expiry: _Db) -> None:
         seen = 0
@@ -348,7 +353,7 @@ class _Checker:
                     f"expiry entry for {shown_key(raw)} (expiry {expires_ms}): dangling, "
                     f"the paste expires at {stored_ms}"
                 )
-        self.say(f"expiry entries: {seen} checked")
+        self.finished("expiry entries", seen)
 
     def pool(self, txn: lmdb.Transaction, pastes: _Db, pool: _Db) -> None:
         seen = 0
@@ -362,7 +367,7 @@ class _Checker:
                     f"pool key {shown_key(raw)}: is also a stored paste's key"
                     " (the pool must hold only unused keys)"
                 )
-        self.say(f"pool keys: {seen} checked")
+        self.finished("pool keys", seen)
 
 
 def _body_damage(frame: memoryview, meta: PasteMeta) -> str | None:
