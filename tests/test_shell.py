@@ -125,6 +125,22 @@ async def test_nothing_at_all_is_an_error_after_first_byte_timeout(service, auto
     assert elapsed >= service.config.first_byte_timeout_s
 
 
+async def test_a_silent_client_is_answered_and_closed_at_the_first_byte_timeout(service, autojump_clock):
+    """Plain nc with empty input stays connected and silent: it waits the
+    first-byte timeout, then gets its line and the close at once (nothing it
+    sent is left unread, so there is no drain to wait for)."""
+    reply, elapsed = await _netcat(service, [], half_close=False)
+    assert reply == b"error: empty paste: nothing arrived within 2 s\n"
+    assert elapsed == pytest.approx(service.config.first_byte_timeout_s, abs=0.01)
+
+
+async def test_a_client_that_leaves_without_data_is_answered_at_once(service, autojump_clock):
+    for sent in ([], [b"#!ncpaste expire=1h\n"]):
+        reply, elapsed = await _netcat(service, sent, half_close=True)
+        assert reply == b"error: empty paste: nothing was received\n"
+        assert elapsed < 0.01  # virtual time: no timeout was waited for
+
+
 async def test_trickling_client_is_cut_at_max_upload(service, autojump_clock):
     service.config = replace(service.config, max_upload_s=5.0)
     client, server_side = trio.testing.memory_stream_pair()

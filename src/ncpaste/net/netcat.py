@@ -26,10 +26,12 @@ def error_line(error: PasteError) -> bytes:
     return f"error: {message}\n".encode()
 
 
-async def refuse(stream: trio.abc.Stream, line: bytes, config: Config) -> None:
+async def refuse(stream: trio.abc.Stream, line: bytes, config: Config, *, still_sending: bool = True) -> None:
     """Send the error line, then read and discard what the client still
-    sends (bounded), so the line is shown instead of a connection reset."""
-    if await send_quietly(stream, line, timeout_s=REPLY_TIMEOUT_S):
+    sends (bounded), so the line is shown instead of a connection reset.
+    A client that has sent nothing at all (``still_sending`` False) leaves
+    nothing unread to cause a reset: close at once instead of draining."""
+    if await send_quietly(stream, line, timeout_s=REPLY_TIMEOUT_S) and still_sending:
         await drain(stream, timeout_s=config.drain_timeout_s, max_bytes=config.drain_max_bytes)
 
 
@@ -86,7 +88,8 @@ async def handle_netcat(stream: trio.SocketStream, service: PasteService) -> Non
         except PasteError as error:
             service.metrics.paste_rejected("tcp", error.reason)
             event(log, "paste.refused", port="tcp", client=address if client else peer, reason=error.reason)
-            await refuse(stream, error_line(error), config)
+            # An empty paste left nothing unread: its error line needs no drain.
+            await refuse(stream, error_line(error), config, still_sending=not isinstance(error, EmptyPaste))
             return
         del body, builder  # the reply does not need the paste in memory
         reply = service.url(created.key) + "\n"
