@@ -150,3 +150,17 @@ def test_admin_commands_work_beside_a_running_server(tmp_path):
         assert checked.returncode == 0, checked
     finally:
         server.stop()
+
+
+def test_two_s3_nodes_cannot_share_one_local_data_dir(cli_server, s3_env, tmp_path):
+    """On S3 the data dir holds the node's key pool and its open live
+    pastes: a second node on it is refused the same way."""
+    from conftest import s3_url
+
+    store = s3_url(s3_env)
+    node = cli_server("--store", store, "--limits", "off", data_dir=tmp_path / "node")
+    second = second_serve(tmp_path / "node", "--store", store)
+    assert second.returncode == 1
+    assert second.stderr.strip() == (
+        f"ncpaste: error: another ncpaste server is using {tmp_path / 'node'} (pid {node.proc.pid})"
+    )
