@@ -74,9 +74,10 @@ import time
 import traceback
 import urllib.parse
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -366,7 +367,7 @@ class Server:
 class Ncpaste(Server):
     name = "ncpaste"
 
-    def __init__(self, tmp: Path, data_dir: Path, opts: "Options", label: str = "ncpaste") -> None:
+    def __init__(self, tmp: Path, data_dir: Path, opts: Options, label: str = "ncpaste") -> None:
         self.name = label
         super().__init__(tmp)
         self.data_dir = data_dir
@@ -883,8 +884,7 @@ def bulk_load_main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
 
     from ncpaste.core import keys
-    from ncpaste.store import Created, NewPaste
-    from ncpaste.store import codec
+    from ncpaste.store import Created, NewPaste, codec
     from ncpaste.store.lmdb_store import LmdbStore
 
     rng = random.Random(args.seed)
@@ -925,7 +925,7 @@ def bulk_load_main(argv: list[str]) -> None:
     print(json.dumps({"count": args.count, "seconds": time.monotonic() - started}))
 
 
-def bulk_load(opts: "Options", data_dir: Path, count: int, expire_s: int, keys_out: Path, seed: int) -> dict:
+def bulk_load(opts: Options, data_dir: Path, count: int, expire_s: int, keys_out: Path, seed: int) -> dict:
     cmd = [opts.python, str(Path(__file__).resolve()), "_bulkload", "--data-dir", str(data_dir),
            "--count", str(count), "--expire-s", str(expire_s), "--keys-out", str(keys_out), "--seed", str(seed)]
     log = data_dir.parent / f"bulkload-{data_dir.name}.log"
@@ -1306,7 +1306,7 @@ class Bench:
                         self.say(f"  {label + suffix:<48} {side:<9} {result['rate']:>9,.0f}/s  "
                                  f"p50 {result.get('p50_ms', 0):6.2f} ms  p99 {result.get('p99_ms', 0):7.2f} ms"
                                  + (f"  errors {result['errors']}" if result["errors"] else ""))
-                    for ref, url in refs:
+                    for ref, _url in refs:
                         rows = [self.results.row(f"{key}.{ref}.rate", f"{label}{suffix}, req/s", "/s", "higher", ref),
                                 self.results.row(f"{key}.{ref}.p99", f"{label}{suffix}, p99 latency", "ms", "lower", ref)]
                         for row, metric in zip(rows, ("rate", "p99_ms")):
@@ -1780,7 +1780,7 @@ def main(argv: list[str]) -> int:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    started_at = dt.datetime.now(dt.timezone.utc)
+    started_at = dt.datetime.now(dt.UTC)
     command = f"cd {shlex.quote(str(REPO))} && {shlex.quote(os.path.relpath(sys.executable, REPO) if sys.executable.startswith(str(REPO)) else sys.executable)} bench/bench.py {shlex.join(argv)}".rstrip()
     header = [
         f"date: {started_at.strftime('%Y-%m-%d %H:%M UTC')}",

@@ -22,7 +22,6 @@ def main() -> None:
 
     # database reads configuration.database_uri at import: import it after.
     import tornado.ioloop
-
     from pinnwand import database, utility
     from pinnwand.http import make_application
 

@@ -29,7 +29,6 @@ from pathlib import Path
 import lmdb
 import pytest
 
-from conftest import paste_blocking
 from ncpaste import admin, progress
 from ncpaste.core import keys
 from ncpaste.core.errors import Forbidden, NotFound
@@ -37,6 +36,8 @@ from ncpaste.progress import Progress
 from ncpaste.store import Created, NewPaste, codec
 from ncpaste.store.lmdb_store import LmdbStore
 from ncpaste.store.maintenance import check, open_readonly
+
+from conftest import paste_blocking
 
 NOW = 1_790_000_000_000
 HOUR_MS = 3_600_000

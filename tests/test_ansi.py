@@ -6,10 +6,7 @@ it, and the exact bytes ``?ansi=strip`` sends.
 
 from __future__ import annotations
 
-
 import pytest
-
-from conftest import hang_guard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +18,8 @@ from ncpaste.core.ansi import (
     Style,
     strip_ansi,
 )
+
+from conftest import hang_guard
 
 # A hostile input must finish in linear time; this bounds a hang, it does not
 # measure speed (each case takes well under a second when the work is linear).

@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+from test_scale_out import _get
 
 from conftest import S3_BUCKET, hang_guard, key_of, paste_blocking, s3_url
-from test_scale_out import _get
 
 pytestmark = [pytest.mark.slow, pytest.mark.ceph]
 

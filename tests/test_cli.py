@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, key_of, paste_blocking as paste
 from ncpaste import __version__
+
+from conftest import free_port, key_of
+from conftest import paste_blocking as paste
 
 # Bound on a CLI run that should exit by itself (usage errors, startup errors).
 EXIT_TIMEOUT_S = 20

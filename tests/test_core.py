@@ -820,7 +820,8 @@ def test_parse_range(value: str, size: int, expected: tuple[int, int]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "size"), [("bytes=100-", 100), ("bytes=100-200", 100), ("bytes=1000-", 100), ("bytes=-0", 100), ("bytes=0-", 0), ("bytes=-5", 0)]
+    ("value", "size"),
+    [("bytes=100-", 100), ("bytes=100-200", 100), ("bytes=1000-", 100), ("bytes=-0", 100), ("bytes=0-", 0), ("bytes=-5", 0)],
 )
 def test_parse_range_unsatisfiable(value: str, size: int) -> None:
     with pytest.raises(RangeNotSatisfiable) as caught:
@@ -883,7 +884,10 @@ def headers_of(plan_headers: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
     return dict(plan_headers)
 
 
-def read(method: str = "GET", *, paste: PasteMeta | None = None, now_ms: int = CREATED_MS, inm: str | None = None, range_: str | None = None):  # type: ignore[no-untyped-def]
+def read(  # type: ignore[no-untyped-def]
+    method: str = "GET", *, paste: PasteMeta | None = None, now_ms: int = CREATED_MS,
+    inm: str | None = None, range_: str | None = None,
+):
     plan = plan_read(method, paste or meta(), now_ms, if_none_match=inm, range_header=range_)
     return plan, headers_of(plan.headers)
 

@@ -31,6 +31,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
+
 from conftest import hang_guard
 from engines import (
     CephEngine,

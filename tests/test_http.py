@@ -113,7 +113,8 @@ async def test_reserved_and_invalid_aliases(server):
 async def test_delete_with_token(server):
     key, headers = await create(server)
     token = headers["x-delete-token"]
-    wrong = await fetch(server.http_port, "DELETE", "/" + key, headers={"X-Delete-Token": "A" + token[1:] if token[0] != "A" else "B" + token[1:]})
+    wrong_token = "A" + token[1:] if token[0] != "A" else "B" + token[1:]
+    wrong = await fetch(server.http_port, "DELETE", "/" + key, headers={"X-Delete-Token": wrong_token})
     assert wrong.status == 403
     missing = await fetch(server.http_port, "DELETE", "/" + key)
     assert missing.status == 400

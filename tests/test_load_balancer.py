@@ -565,7 +565,7 @@ def test_a_killed_node_is_taken_out_and_pastes_and_reads_go_on(two_nodes, tmp_pa
         killed_at = time.monotonic()
         # Before the checks notice: a refused connection is retried on the
         # other node (retries + redispatch), so no paste fails meanwhile.
-        for i in range(3):
+        for _ in range(3):
             reply = nc_paste(ports["tcp"], b"right after the kill\n")
             assert reply.startswith(lb.base_url.encode() + b"/"), reply
         lb.wait_for({"node1": "DOWN", "node2": "UP"}, timeout_s=10)

@@ -19,8 +19,7 @@ import lmdb
 import pytest
 
 from ncpaste.core import keys
-from ncpaste.store import Created, NewPaste
-from ncpaste.store import codec, maintenance
+from ncpaste.store import Created, NewPaste, codec, maintenance
 from ncpaste.store.lmdb_store import LmdbStore
 from ncpaste.store.maintenance import backup, check, open_readonly
 

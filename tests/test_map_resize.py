@@ -21,7 +21,9 @@ SERVER_SIDE = textwrap.dedent(
     from ncpaste.core import keys
     store = lmdb_store.LmdbStore(sys.argv[1], pool_target=0)
     body = b"first\\n"
-    first = store.create_batch([NewPaste(codec.compress(body), len(body), codec.checksum(body), keys.token_hash("t"), 3600)], {now})[0]
+    first = store.create_batch(
+        [NewPaste(codec.compress(body), len(body), codec.checksum(body), keys.token_hash("t"), 3600)], {now}
+    )[0]
     print(first.key, flush=True)
     sys.stdin.readline()  # the other process grows the map meanwhile
     for line in sys.stdin:
@@ -30,7 +32,9 @@ SERVER_SIDE = textwrap.dedent(
         print("found" if paste and codec.open_body(paste.frame, paste.meta) else "missing", flush=True)
         break
     body = b"after the resize\\n"
-    second = store.create_batch([NewPaste(codec.compress(body), len(body), codec.checksum(body), keys.token_hash("t"), 3600)], {now})[0]
+    second = store.create_batch(
+        [NewPaste(codec.compress(body), len(body), codec.checksum(body), keys.token_hash("t"), 3600)], {now}
+    )[0]
     print("created" if not isinstance(second, Exception) else repr(second), flush=True)
     """
 ).replace("{now}", str(NOW))

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Reply
 from ncpaste.core.keys import KEY_ALPHABET
+
+from conftest import Reply
 
 # Generous bound on one client run: far above any expected answer time, so a
 # hang (a missed half-close, a server that never replies) fails instead of

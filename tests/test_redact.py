@@ -8,13 +8,13 @@ import uuid
 from unittest import mock
 
 import pytest
-
-from conftest import hang_guard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ncpaste.core import redact as redact_module
 from ncpaste.core.redact import MASK, PATTERNS, redact
+
+from conftest import hang_guard
 
 # A hostile input must finish in linear time; this bounds a hang, it does not
 # measure speed (each case takes milliseconds when the patterns are linear).
@@ -85,7 +85,8 @@ def _ci_log() -> bytes:
         "  secrets: inherit",
         "  api_version=2 api_base=https://api.example.com/v2?page=2&sort=asc",
         "Collecting requests==2.31.0",
-        "  Downloading https://files.pythonhosted.org/packages/70/8e/0e2d847013cb52cd35b38c009bb167a1a26b2ce6cd6965bf26b47bc0bf44/requests-2.31.0-py3-none-any.whl (62 kB)",
+        "  Downloading https://files.pythonhosted.org/packages/70/8e/"
+        "0e2d847013cb52cd35b38c009bb167a1a26b2ce6cd6965bf26b47bc0bf44/requests-2.31.0-py3-none-any.whl (62 kB)",
         "Successfully installed certifi-2024.2.2 charset-normalizer-3.3.2 idna-3.6 urllib3-2.2.1",
         "  Cloning ssh://git@github.com/acme/vendored-lib.git to /tmp/pip-req-build-k2j3",
         "  Cloning git@github.com:acme/other.git (from 'git@github.com:acme/other.git')",

@@ -10,17 +10,15 @@ from pathlib import Path
 
 import pytest
 import trio
+from test_store_contract import TOKEN, body_of, new_paste, open_s3_store
 
-from conftest import FakeClock, bounded, free_port
 from ncpaste.core import keys
 from ncpaste.core.errors import AliasTaken, StorageUnavailable
 from ncpaste.store import codec
 from ncpaste.store.s3_client import CredentialSource, S3Client, S3Location
 from ncpaste.store.s3_store import CLAIM_LEASE_S, S3Store
-from test_store_contract import TOKEN, body_of, new_paste, open_s3_store
 
-
-
+from conftest import FakeClock, bounded, free_port
 
 
 @pytest.fixture

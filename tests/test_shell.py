@@ -9,14 +9,15 @@ import pytest
 import trio
 import trio.testing
 
-from conftest import read_until_closed
 from ncpaste.core import keys
 from ncpaste.core.errors import AliasTaken, Forbidden, NotFound
+from ncpaste.core.paste import FLAG_BURN, PasteMeta
 from ncpaste.net.http import HttpConnection
 from ncpaste.net.netcat import handle_netcat
 from ncpaste.net.pastes import PasteService
-from ncpaste.core.paste import FLAG_BURN, PasteMeta
 from ncpaste.store import Created, NewPaste, StoredPaste, StoreStats
+
+from conftest import read_until_closed
 
 
 class MemoryStore:

@@ -6,8 +6,9 @@ from functools import partial
 
 import trio
 
-from conftest import fetch, key_of
 from ncpaste.net.server import serve
+
+from conftest import fetch, key_of
 
 
 async def test_in_flight_paste_finishes_during_grace_and_new_ones_are_refused(config, clock):

@@ -7,10 +7,7 @@ query a BadOption (HTTP 400) whose message names the option.
 
 from __future__ import annotations
 
-
 import pytest
-
-from conftest import hang_guard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,6 +22,8 @@ from ncpaste.core.slicing import (
     apply,
     parse_log_query,
 )
+
+from conftest import hang_guard
 
 # Bounds a hang on big inputs; linear work finishes in well under a second.
 

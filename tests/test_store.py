@@ -14,8 +14,7 @@ import trio
 from ncpaste.core import keys
 from ncpaste.core.errors import AliasTaken, CorruptPaste, Forbidden, NotFound
 from ncpaste.core.paste import FLAG_ALIAS, FLAG_BURN, PasteMeta
-from ncpaste.store import Created, NewPaste, StoredPaste
-from ncpaste.store import codec, lmdb_store
+from ncpaste.store import Created, NewPaste, StoredPaste, codec, lmdb_store
 from ncpaste.store.embedded import EmbeddedStore
 from ncpaste.store.lmdb_store import LmdbStore
 

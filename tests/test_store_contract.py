@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import trio
 
-from conftest import S3_BUCKET, FakeClock, bounded
 from ncpaste.core import keys
 from ncpaste.core.errors import AliasTaken, Forbidden, NotFound
 from ncpaste.core.paste import LiveEnd
@@ -20,6 +19,8 @@ from ncpaste.store.embedded import EmbeddedStore
 from ncpaste.store.lmdb_store import LmdbStore
 from ncpaste.store.s3_client import CredentialSource, S3Client, S3Location
 from ncpaste.store.s3_store import KeyPool, S3Store
+
+from conftest import S3_BUCKET, FakeClock, bounded
 
 TOKEN = "delete-me-token"
 
@@ -37,7 +38,9 @@ def body_of(paste: StoredPaste | None) -> bytes:
     return codec.open_body(paste.frame, paste.meta)
 
 
-async def open_s3_store(engine, prefix: str, data_dir: Path, clock: FakeClock, **kwargs: object) -> tuple[S3Store, S3Client, KeyPool]:  # type: ignore[no-untyped-def]
+async def open_s3_store(  # type: ignore[no-untyped-def]
+    engine, prefix: str, data_dir: Path, clock: FakeClock, **kwargs: object
+) -> tuple[S3Store, S3Client, KeyPool]:
     from botocore.credentials import Credentials
 
     location = S3Location.parse(f"s3://{S3_BUCKET}/{prefix}?endpoint={engine.endpoint}")
@@ -47,7 +50,9 @@ async def open_s3_store(engine, prefix: str, data_dir: Path, clock: FakeClock, *
 
 
 @pytest.fixture(params=["lmdb", "s3", pytest.param("ceph", marks=[pytest.mark.slow, pytest.mark.ceph])])
-async def backend(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock, nursery: trio.Nursery) -> AsyncIterator[PasteStore]:
+async def backend(
+    request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock, nursery: trio.Nursery
+) -> AsyncIterator[PasteStore]:
     if request.param == "lmdb":
         lmdb_store = LmdbStore(tmp_path / "db", pool_target=50)
         store = EmbeddedStore(lmdb_store, clock)

@@ -57,6 +57,7 @@ from ncpaste.core.errors import PasteError
 from ncpaste.core.paste import FLAG_ALIAS, FLAG_BURN, PasteMeta
 from ncpaste.progress import Progress, human_bytes
 from ncpaste.store import codec
+from ncpaste.store.lmdb_store import EXPIRY_KEY as _EXPIRY
 from ncpaste.store.lmdb_store import INITIAL_MAP_BYTES, MAX_MAP_BYTES, MAX_READERS, LmdbStore
 from ncpaste.store.maintenance import (
     DATA_FILE,
@@ -66,7 +67,6 @@ from ncpaste.store.maintenance import (
     POOL_DB,
     open_readonly,
 )
-from ncpaste.store.lmdb_store import EXPIRY_KEY as _EXPIRY
 from ncpaste.store.maintenance import shown_key as _shown
 
 log = logging.getLogger(__name__)
@@ -326,16 +326,18 @@ def _open_readonly(data_dir: Path) -> lmdb.Environment:
         raise AdminError(str(exc)) from None
 
 
-def _begin_read(env: lmdb.Environment, *, buffers: bool = False) -> lmdb.Transaction:
+def _begin_read(env: lmdb.Environment, *, buffers: bool = False) -> lmdb.Transaction[bytes | memoryview]:
     try:
-        return env.begin(buffers=buffers)
+        return env.begin(buffers=True) if buffers else env.begin()
     except lmdb.MapResizedError:
         env.set_mapsize(0)  # the server grew the file since we opened it: adopt its size
-        return env.begin(buffers=buffers)
+        return env.begin(buffers=True) if buffers else env.begin()
 
 
 @contextmanager
-def _reading(data_dir: Path, *, buffers: bool = False) -> Iterator[tuple[lmdb.Environment, lmdb.Transaction, _Dbs]]:
+def _reading(
+    data_dir: Path, *, buffers: bool = False
+) -> Iterator[tuple[lmdb.Environment, lmdb.Transaction[bytes | memoryview], _Dbs]]:
     """One read-only snapshot of a data dir. With ``buffers=True`` values are
     zero-copy views valid only inside the block (a full scan must not copy
     every body)."""
@@ -462,7 +464,7 @@ def _delete(args: argparse.Namespace, context: _Context) -> int:
     store = _WritableEnv(context.data_dir, create=False)
     dbs = store.dbs
 
-    def work(txn: lmdb.Transaction) -> str | None:
+    def work(txn: lmdb.Transaction[bytes]) -> str | None:
         record = txn.get(raw, db=dbs.pastes)
         if record is None:
             return None
@@ -558,7 +560,7 @@ def _export(args: argparse.Namespace, context: _Context) -> int:
     return EXIT_OK
 
 
-def _export_line(raw: memoryview, record: memoryview, now_ms: int) -> bytes | str | None:
+def _export_line(raw: bytes | memoryview, record: bytes | memoryview, now_ms: int) -> bytes | str | None:
     """The export line of one record; None if expired; a reason if damaged."""
     try:
         key = bytes(raw).decode("ascii")
@@ -942,7 +944,7 @@ class _WritableEnv:
     def used_bytes(self) -> int:
         return (self._env.info()["last_pgno"] + 1) * self._env.stat()["psize"]
 
-    def write(self, work: Callable[[lmdb.Transaction], Any]) -> Any:
+    def write(self, work: Callable[[lmdb.Transaction[bytes]], Any]) -> Any:
         """Run ``work`` in one durable write transaction and return its result.
         ``work`` may run more than once: a retry follows an aborted attempt."""
         while True:
@@ -999,7 +1001,7 @@ class _Writer:
         """Store a batch in one transaction; True per stored entry, False per conflict."""
         return self._store.write(lambda txn: [self._put(txn, entry) for entry in batch])
 
-    def _put(self, txn: lmdb.Transaction, entry: _Entry) -> bool:
+    def _put(self, txn: lmdb.Transaction[bytes], entry: _Entry) -> bool:
         dbs = self._store.dbs
         raw = entry.key.encode("ascii")
         existing = txn.get(raw, db=dbs.pastes)
@@ -1039,7 +1041,7 @@ class _DryRun:
         with _begin_read(self._env) as txn:
             return [self._accept(entry.key, txn.get(entry.key.encode("ascii"), db=self._pastes)) for entry in batch]
 
-    def _accept(self, key: str, existing: bytes | None) -> bool:
+    def _accept(self, key: str, existing: bytes | memoryview | None) -> bool:
         if key in self._accepted:
             return False
         if existing is not None:

@@ -69,8 +69,9 @@ def _cidr(text: str) -> str:
     return text.strip()
 
 
-SERVE_SETTINGS = (
-    Setting("--data-dir", "data_dir", Path, "DIR", "where the LMDB store lives (with --store: this node's key pool; default ./data)"),
+SERVE_SETTINGS: tuple[Setting, ...] = (
+    Setting("--data-dir", "data_dir", Path, "DIR",
+            "where the LMDB store lives (with --store: this node's key pool; default ./data)"),
     Setting("--store", "store", lambda text: None if text.strip().lower() in ("", "lmdb") else text.strip(),
             "s3://BUCKET/PREFIX?endpoint=URL",
             "shared S3-compatible storage for several nodes (default: embedded LMDB in --data-dir); "
@@ -88,11 +89,14 @@ SERVE_SETTINGS = (
     Setting("--live-per-client", "live_per_client", _int, "N", "live pastes open at once per client (default 4)"),
     Setting("--url", "url", str, "URL", "URL prefix printed to clients (default http://HOSTNAME:HTTPPORT)"),
     Setting("--max-size", "max_paste_bytes", units.parse_size, "SIZE", "largest paste: 100000, 512KiB, 10MiB (default 10MiB)"),
-    Setting("--default-expire", "default_expire_s", units.parse_duration, "DURATION", "expiry when none is asked for (default 7d)"),
-    Setting("--max-expire", "max_expire_s", units.parse_duration, "DURATION", "longest expiry a client may ask for (default 90d)"),
+    Setting("--default-expire", "default_expire_s", units.parse_duration, "DURATION",
+            "expiry when none is asked for (default 7d)"),
+    Setting("--max-expire", "max_expire_s", units.parse_duration, "DURATION",
+            "longest expiry a client may ask for (default 90d)"),
     Setting("--sweep-interval", "sweep_interval_s", units.parse_seconds, "SECONDS",
             "how often expired pastes are removed (default 60; every read checks expiry itself)"),
-    Setting("--idle-timeout", "idle_timeout_s", units.parse_seconds, "SECONDS", "netcat: a paste ends after this long without a byte (default 3s)"),
+    Setting("--idle-timeout", "idle_timeout_s", units.parse_seconds, "SECONDS",
+            "netcat: a paste ends after this long without a byte (default 3s)"),
     Setting("--key-length", "key_length", _int, "N", "characters in a random key, 11..32 (default 12, 69.7 bits)"),
     Setting("--limits", "limits_enabled", _on_off, "on|off", "per-client limits on both ports (default on)"),
     Setting("--pastes-per-minute", "pastes_per_minute", _int, "N", "per client, with a burst of N (default 30)"),
@@ -131,10 +135,11 @@ def _workers(text: str) -> int:
     return count
 
 
-SERVE_SETTINGS += (
+SERVE_SETTINGS = SERVE_SETTINGS + (
     Setting("--workers", "workers", _workers, "N|auto",
             "worker processes sharing the ports and the store (default 1; auto = one per CPU)"),
-    Setting("--metrics-allow", "metrics_allow", _cidr, "CIDR", "only these may read /metrics (repeatable; default everyone)", "list"),
+    Setting("--metrics-allow", "metrics_allow", _cidr, "CIDR",
+            "only these may read /metrics (repeatable; default everyone)", "list"),
     Setting("--log-level", "log_level", _choice(LOG_LEVELS), "LEVEL", "debug, info, warning or error (default info)"),
     Setting("--log-format", "log_format", _choice(LOG_FORMATS), "FORMAT",
             "text, logfmt or json: one line per event (default text)"),

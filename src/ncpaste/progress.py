@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import TextIO
+from typing import Protocol
 
 # A terminal redraw at most this often: ten frames a second looks live, and a
 # loop over millions of small records must not spend its time drawing.
@@ -25,9 +25,17 @@ LOG_EVERY_S = 2.0
 BAR_WIDTH = 24
 
 
-def _is_tty(stream: TextIO) -> bool:
+class Writable(Protocol):
+    """Where progress goes: a terminal, a log, or nowhere (``--quiet``)."""
+
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
+def _is_tty(stream: Writable) -> bool:
     try:
-        return bool(stream.isatty())
+        return bool(stream.isatty())  # type: ignore[attr-defined]  # optional: caught below
     except (AttributeError, ValueError, OSError):  # no isatty, or a closed stream
         return False
 
@@ -54,7 +62,7 @@ class Progress:
         self,
         total: int | None,
         what: str,
-        stream: TextIO | None = None,
+        stream: Writable | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
         unit: str = "",

@@ -279,6 +279,7 @@ def _parse_v2(head: bytes) -> ProxyResult | None:
         return ProxyResult(None, consumed)
     block = head[V2_FIXED_BYTES:consumed]
     _check_tlvs(block[address_bytes:])
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address
     if family == _V2_TCP4:
         ip = ipaddress.IPv4Address(block[0:4])
         port = int.from_bytes(block[8:10], "big")

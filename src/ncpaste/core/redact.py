@@ -411,7 +411,7 @@ def redact(body: bytes | bytearray) -> tuple[bytes, int]:
             merged[-1][1] = max(merged[-1][1], end)
         else:
             merged.append([start, end])
-    pieces = []
+    pieces: list[bytes | bytearray] = []
     kept_from = 0  # first byte not yet copied or masked
     for start, end in merged:
         pieces += (body[kept_from:start], MASK)

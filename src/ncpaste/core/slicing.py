@@ -229,7 +229,6 @@ def _grep(haystack: bytes, needle: bytes, shown: bytes, first_number: int) -> by
     same lines, searched form: escape-free, case-folded) contains
     ``needle``, numbered from ``first_number``. ``needle`` is not empty, so
     a line left empty by stripping never matches."""
-    end = len(haystack)
     found: list[int] = []  # line indexes
     position = 0
     counted_to = 0

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from http import HTTPStatus
 
 import h11
 import trio
 
-from ncpaste.core import keys
+from ncpaste.core import keys, units
 from ncpaste.core.errors import (
     BadOption,
     BadRequest,
@@ -21,16 +22,15 @@ from ncpaste.core.errors import (
     Timeout,
     TooLarge,
 )
-from ncpaste.core import units
 from ncpaste.core.http import (
     ROBOTS_TXT,
     SAFETY_HEADERS,
     TEXT_PLAIN,
     Route,
-    error_response,
-    http_date,
     choose_encoding,
+    error_response,
     html_headers,
+    http_date,
     live_headers,
     plan_read,
     route,
@@ -38,19 +38,19 @@ from ncpaste.core.http import (
     text_response,
     wants_html,
 )
-from ncpaste.core.slicing import LogQuery, parse_log_query
-from ncpaste.core.view import csp, render_head, render_tail
 from ncpaste.core.ingest import PasteBuilder
 from ncpaste.core.options import options_from_pairs, query_pairs
-from ncpaste.net.multipart import MAX_FORM_OVERHEAD_BYTES, FormPaste, boundary_of
+from ncpaste.core.slicing import LogQuery, parse_log_query
+from ncpaste.core.view import csp, render_head, render_tail
 from ncpaste.logs import event
-from ncpaste.net.guard import peer_ip_of
 from ncpaste.net import views
+from ncpaste.net.guard import peer_ip_of
 from ncpaste.net.hot import HotPaste
 from ncpaste.net.live import follow_in_store, stream_to_reader
+from ncpaste.net.multipart import MAX_FORM_OVERHEAD_BYTES, FormPaste, boundary_of
 from ncpaste.net.pastes import PasteService
-from ncpaste.store import StoredPaste
 from ncpaste.net.streams import RECEIVE_BYTES, close_quietly, drain
+from ncpaste.store import StoredPaste
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +114,8 @@ class HttpConnection:
             try:
                 if not await self._admit():
                     return
-            except PasteError as error:  # a bad PROXY header: no HTTP is possible
-                log.info("http connection refused: %s", error.reason)
+            except PasteError as refused:  # a bad PROXY header: no HTTP is possible
+                log.info("http connection refused: %s", refused.reason)
                 return
             first = True
             while True:
@@ -125,6 +125,8 @@ class HttpConnection:
                     event = await self._next_event()
                 if event is None or isinstance(event, h11.ConnectionClosed):
                     return  # peer closed, or header / keep-alive timeout: close quietly
+                if not isinstance(event, h11.Request):
+                    return  # h11 only pauses between cycles: a request comes first
                 await self._answer(event)
                 if self.conn.our_state is not h11.DONE or not await self._finish_request():
                     return
@@ -160,13 +162,13 @@ class HttpConnection:
                     return False
         return self.conn.their_state is h11.DONE
 
-    async def _next_event(self):  # type: ignore[no-untyped-def]
+    async def _next_event(self) -> h11.Event | type[h11.PAUSED]:
         while True:
             event = self.conn.next_event()
             if event is not h11.NEED_DATA:
-                return event
+                return event  # type: ignore[return-value]  # NEED_DATA was just excluded
             data = await self.stream.receive_some(RECEIVE_BYTES)
-            self.conn.receive_data(data)
+            self.conn.receive_data(bytes(data) if isinstance(data, bytearray) else data)
 
     async def _answer(self, request: h11.Request) -> None:
         head_bytes = len(request.target) + sum(len(n) + len(v) + 4 for n, v in request.headers)
@@ -301,7 +303,7 @@ class HttpConnection:
         view = memoryview(payload)[start:end] if (start, end) != (0, len(payload)) else payload
         await self._send(plan.status, plan.headers, view)
 
-    async def _hot(self, paste: StoredPaste):  # type: ignore[no-untyped-def]
+    async def _hot(self, paste: StoredPaste) -> HotPaste:
         """The verified plain bytes, from the hot cache or decompressed now."""
         body = await self.service.body(paste)
         if paste.meta.burn:
@@ -429,7 +431,7 @@ class HttpConnection:
             (url + "\n").encode(),
         )
 
-    async def _read_body(self, sink) -> None:  # type: ignore[no-untyped-def]
+    async def _read_body(self, sink: Callable[[bytes], None]) -> None:
         config = self.config
         if self.conn.they_are_waiting_for_100_continue:
             await self._send_raw(
@@ -463,14 +465,16 @@ class HttpConnection:
         self.sent_bytes += len(body)
         head = self.conn.send(h11.Response(status_code=status, headers=headers, reason=_REASONS.get(status, b"")))
         if len(body) <= SEND_PIECE_BYTES:
-            data = self.conn.send(h11.Data(data=body)) if body else b""
-            await self._send_raw(head + data + self.conn.send(h11.EndOfMessage()))
+            # h11 takes any bytes-like body; its stubs say bytes.
+            data = self.conn.send(h11.Data(data=body)) if body else b""  # type: ignore[arg-type]
+            await self._send_raw(head + (data or b"") + (self.conn.send(h11.EndOfMessage()) or b""))
             return
         await self._send_raw(head)
         view = memoryview(body)
         for start in range(0, len(view), SEND_PIECE_BYTES):
-            for piece in self.conn.send_with_data_passthrough(h11.Data(data=view[start : start + SEND_PIECE_BYTES])):
-                await self._send_raw(piece)
+            piece = h11.Data(data=view[start : start + SEND_PIECE_BYTES])  # type: ignore[arg-type]  # bytes-like, as above
+            for part in self.conn.send_with_data_passthrough(piece) or []:
+                await self._send_raw(part)
         await self._send_raw(self.conn.send(h11.EndOfMessage()))
 
     async def _send_raw(self, data: bytes | memoryview) -> None:

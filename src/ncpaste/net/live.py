@@ -16,6 +16,7 @@ for anyone, and each reader pulls at its own pace.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -32,9 +33,13 @@ from ncpaste.net.streams import RECEIVE_BYTES, close_quietly, send_quietly
 from ncpaste.store import NewPaste, StoredPaste
 
 if TYPE_CHECKING:
+    from ncpaste.config import Config
     from ncpaste.net.pastes import PasteService
 
 log = logging.getLogger(__name__)
+
+#: Sends one piece to a reader (with its own timeout).
+Send = Callable[[bytes], Awaitable[None]]
 
 # Committed bytes kept in memory per open paste for readers that keep up.
 LIVE_TAIL_BYTES = 256 * 1024
@@ -260,7 +265,7 @@ async def _follow_writer(
         await refuse(stream, (message + "\n").encode(), config)
 
 
-async def _receive(stream: trio.abc.ReceiveStream, builder: PasteBuilder, paste: LivePaste, config) -> str:  # type: ignore[no-untyped-def]
+async def _receive(stream: trio.abc.ReceiveStream, builder: PasteBuilder, paste: LivePaste, config: Config) -> str:
     """How the stream ended: ``fin``, ``idle`` or ``incomplete`` (writer
     vanished or the paste stayed open too long); raises at the size limit or
     on bytes that are not text (what came before is kept)."""
@@ -286,7 +291,7 @@ async def _receive(stream: trio.abc.ReceiveStream, builder: PasteBuilder, paste:
     return "incomplete"
 
 
-async def stream_to_reader(send, paste: LivePaste, service: PasteService, stored: StoredPaste) -> None:  # type: ignore[no-untyped-def]
+async def stream_to_reader(send: Send, paste: LivePaste, service: PasteService, stored: StoredPaste) -> None:
     """Feed one reader everything committed, then each new group, until the
     writer ends. ``send(bytes)`` sends one piece (with its own timeout)."""
     position = 0
@@ -320,7 +325,7 @@ async def _committed(service: PasteService, paste: LivePaste) -> bytes:
     return await service.body(stored) if stored is not None else data
 
 
-async def follow_in_store(send, service: PasteService, key: str) -> None:  # type: ignore[no-untyped-def]
+async def follow_in_store(send: Send, service: PasteService, key: str) -> None:
     """Follow a live paste whose writer is connected to another worker
     process: poll its committed groups once per commit interval until it is
     finished, then send the rest of the final paste."""

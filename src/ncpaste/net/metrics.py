@@ -96,7 +96,7 @@ class _BoundedSeries(Generic[_Child]):
     """
 
     def __init__(self, metric: _Child, *allowed: Sequence[str]) -> None:
-        self._metric = metric
+        self._metric: _Child = metric
         self._allowed = tuple(frozenset(values) for values in allowed)
         self._known: dict[tuple[str, ...], _Child] = {
             values: metric.labels(*values) for values in product(*allowed)

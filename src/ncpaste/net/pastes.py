@@ -13,17 +13,16 @@ import trio
 
 from ncpaste.config import Config
 from ncpaste.core import keys, units
-from ncpaste.core.http import usage_text
 from ncpaste.core.errors import CorruptPaste
-from ncpaste.logs import event
+from ncpaste.core.http import usage_text
 from ncpaste.core.options import PasteOptions, PastePlan, resolve
-from ncpaste.core.redact import redact
 from ncpaste.core.proxy import in_networks, parse_cidrs
+from ncpaste.core.redact import redact
+from ncpaste.logs import event
 from ncpaste.net.guard import Guard
 from ncpaste.net.hot import HotCache
 from ncpaste.net.metrics import Metrics
-from ncpaste.store import Created, NewPaste, PasteStore, StoredPaste
-from ncpaste.store import codec
+from ncpaste.store import Created, NewPaste, PasteStore, StoredPaste, codec
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +134,7 @@ class PasteService:
             raise
 
 
-def _pack(body: bytearray) -> tuple[bytes, bytes]:
+def _pack(body: bytearray | bytes) -> tuple[bytes, bytes]:
     return codec.compress(body), codec.checksum(body)
 
 

@@ -88,5 +88,5 @@ def decode_meta(record: bytes | memoryview) -> PasteMeta:
     return PasteMeta(created_ms, expires_ms, size, digest, token_hash, flags)
 
 
-def record_frame(record: bytes) -> memoryview:
+def record_frame(record: bytes | memoryview) -> memoryview:
     return memoryview(record)[HEADER_BYTES:]

@@ -12,16 +12,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import trio
 
 from ncpaste.core.errors import PasteError
 from ncpaste.core.paste import LiveEnd
-from ncpaste.store import codec
-from ncpaste.store import Created, NewPaste, StoredPaste, StoreStats
+from ncpaste.store import Created, NewPaste, StoredPaste, StoreStats, codec
 from ncpaste.store.lmdb_store import LmdbStore
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 # Pending creates beyond this make new pastes wait to enter the queue
 # (backpressure instead of unbounded memory).
@@ -83,7 +84,7 @@ class EmbeddedStore:
             item.result = result
             item.done.set()
 
-    async def _in_writer(self, fn, *args):  # type: ignore[no-untyped-def]
+    async def _in_writer(self, fn: Callable[..., _T], *args: object) -> _T:
         return await trio.to_thread.run_sync(fn, *args, limiter=self._writer)
 
     async def create(self, paste: NewPaste) -> Created:

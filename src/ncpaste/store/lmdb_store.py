@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import lmdb
 
@@ -34,12 +35,12 @@ from ncpaste.core.errors import (
     StorageFull,
     StorageUnavailable,
 )
-from ncpaste.store import Created, NewPaste, StoredPaste, StoreStats
 from ncpaste.core.paste import FLAG_ALIAS, FLAG_BURN, FLAG_OPEN, LiveEnd, PasteMeta
-from ncpaste.store import codec
+from ncpaste.store import Created, NewPaste, StoredPaste, StoreStats, codec
 from ncpaste.store.codec import decode_meta, encode_record, record_frame
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 # The layout every tool that opens a data dir shares (maintenance, admin).
 PASTES_DB = b"pastes"
@@ -151,6 +152,7 @@ class LmdbStore:
         self._pastes = self._env.open_db(PASTES_DB, create=not readonly)
         self._expiry = self._env.open_db(EXPIRY_DB, create=not readonly)
         self._pool = self._env.open_db(POOL_DB, create=not readonly)
+        self._live_db: lmdb._Database | None
         try:
             self._live_db = self._env.open_db(LIVE_DB, create=not readonly)
         except lmdb.NotFoundError:  # read-only view of a store that never had a live paste
@@ -212,7 +214,7 @@ class LmdbStore:
         nothing behind and does not fail the others.
         """
 
-        def work(txn: lmdb.Transaction) -> list[Created | PasteError]:
+        def work(txn: lmdb.Transaction[bytes]) -> list[Created | PasteError]:
             return [self._create_one(txn, item, now_ms) for item in items]
 
         try:
@@ -223,7 +225,7 @@ class LmdbStore:
     def take(self, key: str, now_ms: int) -> StoredPaste | None:
         """Remove and return a live paste in one transaction."""
 
-        def work(txn: lmdb.Transaction) -> StoredPaste | None:
+        def work(txn: lmdb.Transaction[bytes]) -> StoredPaste | None:
             raw = key.encode()
             record = txn.get(raw, db=self._pastes)
             paste = self._live(key, record, now_ms)
@@ -234,10 +236,10 @@ class LmdbStore:
         return self._write(work)
 
     def delete(self, key: str, token: str, now_ms: int) -> None:
-        def work(txn: lmdb.Transaction) -> None:
+        def work(txn: lmdb.Transaction[bytes]) -> None:
             raw = key.encode()
             record = txn.get(raw, db=self._pastes)
-            if self._live(key, record, now_ms) is None:
+            if record is None or self._live(key, record, now_ms) is None:
                 raise NotFound("no such paste (it may have expired)")
             meta = decode_meta(record)
             if not keys.token_matches(token, meta.token_hash):
@@ -250,7 +252,7 @@ class LmdbStore:
         """Remove up to ``limit`` expired pastes, walking the expiry index from
         its oldest entry: the cost is proportional to what expired."""
 
-        def work(txn: lmdb.Transaction) -> int:
+        def work(txn: lmdb.Transaction[bytes]) -> int:
             removed = 0
             cursor = txn.cursor(db=self._expiry)
             while removed < limit and cursor.first():
@@ -274,7 +276,7 @@ class LmdbStore:
         """Add up to ``batch`` fresh keys, each checked against live pastes
         and the pool itself, without going over ``pool_target``."""
 
-        def work(txn: lmdb.Transaction) -> int:
+        def work(txn: lmdb.Transaction[bytes]) -> int:
             missing = self.pool_target - txn.stat(self._pool)["entries"]
             added = 0
             for _ in range(min(batch, max(missing, 0))):
@@ -287,7 +289,7 @@ class LmdbStore:
 
         return self._write(work)
 
-    def _create_one(self, txn: lmdb.Transaction, item: NewPaste, now_ms: int) -> Created | PasteError:
+    def _create_one(self, txn: lmdb.Transaction[bytes], item: NewPaste, now_ms: int) -> Created | PasteError:
         if item.alias is not None:
             raw = item.alias.encode()
             existing = txn.get(raw, db=self._pastes)
@@ -319,7 +321,7 @@ class LmdbStore:
     def append_live(self, key: str, seq: int, frame: bytes, size: int) -> None:
         """Store group ``seq`` (a zstd frame) of an open paste; its size is now ``size``."""
 
-        def work(txn: lmdb.Transaction) -> None:
+        def work(txn: lmdb.Transaction[bytes]) -> None:
             raw = key.encode()
             record = txn.get(raw, db=self._pastes)
             if record is None or not decode_meta(record).is_open:
@@ -347,7 +349,7 @@ class LmdbStore:
         A paste that ends with nothing in it is removed (as the netcat port
         stores no empty paste). None: it is gone (empty, or deleted while open)."""
 
-        def work(txn: lmdb.Transaction) -> PasteMeta | None:
+        def work(txn: lmdb.Transaction[bytes]) -> PasteMeta | None:
             raw = key.encode()
             record = txn.get(raw, db=self._pastes)
             if record is None or not decode_meta(record).is_open:
@@ -399,7 +401,7 @@ class LmdbStore:
             self.finish_live(key, LiveEnd.INCOMPLETE, now_ms)
         return len(left_open)
 
-    def _live_groups(self, txn: lmdb.Transaction, raw: bytes, first: int = 1):  # type: ignore[no-untyped-def]
+    def _live_groups(self, txn: lmdb.Transaction[bytes], raw: bytes, first: int = 1) -> Iterator[tuple[int, bytes]]:
         """(seq, frame) of the data groups (seq >= first >= 1) of one open paste."""
         cursor = txn.cursor(db=self._live_db)
         if not cursor.set_range(_live_key(raw, max(first, 1))):
@@ -410,7 +412,7 @@ class LmdbStore:
                 break
             yield struct.unpack(">Q", name[-8:])[0], value
 
-    def _drop_live(self, txn: lmdb.Transaction, raw: bytes) -> None:
+    def _drop_live(self, txn: lmdb.Transaction[bytes], raw: bytes) -> None:
         cursor = txn.cursor(db=self._live_db)
         prefix = raw + b"\x00"
         if cursor.set_range(prefix):
@@ -418,7 +420,7 @@ class LmdbStore:
                 if not cursor.delete():
                     break
 
-    def _key_from_pool(self, txn: lmdb.Transaction) -> bytes:
+    def _key_from_pool(self, txn: lmdb.Transaction[bytes]) -> bytes:
         cursor = txn.cursor(db=self._pool)
         # Take the pooled key next to a random point, not the smallest one:
         # always taking the first would skew handed-out keys towards the
@@ -436,13 +438,13 @@ class LmdbStore:
                 return raw
         raise StorageUnavailable("could not find a free key")  # ~impossible; see MAX_KEY_ATTEMPTS
 
-    def _remove(self, txn: lmdb.Transaction, raw: bytes, meta: PasteMeta) -> None:
+    def _remove(self, txn: lmdb.Transaction[bytes], raw: bytes, meta: PasteMeta) -> None:
         txn.delete(raw, db=self._pastes)
         txn.delete(_EXPIRY.pack(meta.expires_ms) + raw, db=self._expiry)
         if meta.is_open:
             self._drop_live(txn, raw)
 
-    def _write(self, work: Callable[[lmdb.Transaction], object]):  # type: ignore[no-untyped-def]
+    def _write(self, work: Callable[[lmdb.Transaction[bytes]], _T]) -> _T:
         """Run ``work`` in a write transaction and commit durably. Grows the
         map and retries when it is full; maps a full disk to StorageFull."""
         while True:

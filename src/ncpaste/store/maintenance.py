@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import lmdb
 import zstandard
@@ -40,8 +41,8 @@ from ncpaste.store.lmdb_store import (  # noqa: F401 (the layout names are re-ex
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
-# A named-database handle (py-lmdb does not export its type).
-_Db = object
+# A named-database handle (py-lmdb's stubs name it _Database).
+_Db = Any
 
 DATA_FILE = "data.mdb"
 # The databases a data dir must hold and their layout: ``lmdb_store`` owns it.
@@ -257,7 +258,7 @@ def _count_pastes(dest: Path) -> int:
         env.close()
 
 
-def _begin_read(env: lmdb.Environment) -> lmdb.Transaction:
+def _begin_read(env: lmdb.Environment) -> lmdb.Transaction[bytes]:
     try:
         return env.begin()
     except lmdb.MapResizedError:
@@ -299,7 +300,7 @@ class _Checker:
         if count == 0 or count % PROGRESS_EVERY != 0:
             self.say(f"{what}: {count} checked")
 
-    def pastes(self, txn: lmdb.Transaction, pastes: _Db, expiry: _Db) -> None:
+    def pastes(self, txn: lmdb.Transaction[bytes], pastes: _Db, expiry: _Db) -> None:
         for raw, record in txn.cursor(db=pastes):
             self.pastes_checked += 1
             self.tick("pastes", self.pastes_checked)
@@ -330,7 +331,7 @@ class _Checker:
                 )
         self.finished("pastes", self.pastes_checked)
 
-    def expiry_index(self, txn: lmdb.Transaction, pastes: _Db, expiry: _Db) -> None:
+    def expiry_index(self, txn: lmdb.Transaction[bytes], pastes: _Db, expiry: _Db) -> None:
         seen = 0
         for entry, _ in txn.cursor(db=expiry):
             seen += 1
@@ -355,7 +356,7 @@ class _Checker:
                 )
         self.finished("expiry entries", seen)
 
-    def pool(self, txn: lmdb.Transaction, pastes: _Db, pool: _Db) -> None:
+    def pool(self, txn: lmdb.Transaction[bytes], pastes: _Db, pool: _Db) -> None:
         seen = 0
         for raw, _ in txn.cursor(db=pool):
             seen += 1
