@@ -189,6 +189,18 @@ async def fetch(port: int, method: str, path: str, body: bytes | None = None, he
         return await trio.to_thread.run_sync(_fetch, port, method, path, body, headers or {})
 
 
+def text_prefix(data: bytes) -> bytes:
+    """The longest prefix of ``data`` that is UTF-8 text without NUL bytes:
+    what ncpaste keeps of a stream that turns binary."""
+    nul = data.find(b"\0")
+    head = data if nul < 0 else data[:nul]
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        head = head[: exc.start]
+    return head
+
+
 def key_of(url: bytes | str) -> str:
     text = url.decode() if isinstance(url, bytes) else url
     return text.strip().splitlines()[0].rsplit("/", 1)[1]

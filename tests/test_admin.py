@@ -33,9 +33,10 @@ from ncpaste import admin, progress
 from ncpaste.core import keys
 from ncpaste.core.errors import Forbidden, NotFound
 from ncpaste.progress import Progress
-from ncpaste.store import Created, NewPaste, codec
+from ncpaste.store import Created, NewLivePaste, NewPaste, codec
 from ncpaste.store.lmdb_store import LmdbStore
 from ncpaste.store.maintenance import check, open_readonly
+from ncpaste.store.records import Packed, pack, pack_live
 
 from conftest import paste_blocking
 
@@ -110,16 +111,8 @@ def text_body(n: int) -> bytes:
     return SECRET + (f"line of paste {n} ✓\n" * (n * 37 % 300 + 1)).encode()
 
 
-def new_paste(body: bytes, *, expire_s: int = 3600, alias: str | None = None, burn: bool = False) -> NewPaste:
-    return NewPaste(
-        frame=codec.compress(body),
-        size=len(body),
-        checksum=codec.checksum(body),
-        token_hash=keys.token_hash(TOKEN),
-        expire_s=expire_s,
-        burn=burn,
-        alias=alias,
-    )
+def new_paste(body: bytes, *, expire_s: int = 3600, alias: str | None = None, burn: bool = False) -> Packed:
+    return pack(NewPaste(body, keys.token_hash(TOKEN), expire_s, burn=burn, alias=alias))
 
 
 @dataclass
@@ -420,6 +413,33 @@ def test_delete_needs_no_token_and_exits_1_when_absent(run, known, data_dir):
     assert expired.code == 1
     stats = json.loads(run("stats", "--json", "--data-dir", str(data_dir)).out)
     assert (stats["pastes"], stats["expiry_entries"]) == (7, 9)
+    assert check(data_dir, now_ms=NOW).ok
+
+
+def test_delete_of_an_open_live_paste_leaves_nothing_behind(run, data_dir):
+    """An operator deletes a live paste while it is being written: its
+    record, expiry entry and committed groups all go, so a restart has
+    nothing to 'recover' and the writer's next group is refused."""
+    store = LmdbStore(data_dir, pool_target=10)
+    try:
+        (created,) = store.create_batch([pack_live(NewLivePaste(keys.token_hash(TOKEN), 3600, 3600))], NOW)
+        assert isinstance(created, Created)
+        store.append_live(created.key, 1, codec.compress(b"line 1\n"), 7)
+        store.append_live(created.key, 2, codec.compress(b"line 2\n"), 14)
+    finally:
+        store.close()
+    result = run("delete", created.key, "--data-dir", str(data_dir))
+    assert (result.code, result.text) == (0, f"deleted {created.key}\n")
+    store = LmdbStore(data_dir, pool_target=10)
+    try:
+        assert store.get(created.key, NOW) is None
+        assert store.read_live(created.key) == (b"", 0)
+        assert store.open_live_keys() == []
+        assert store.recover_open_live(NOW) == 0
+        with pytest.raises(NotFound):
+            store.append_live(created.key, 3, codec.compress(b"line 3\n"), 21)
+    finally:
+        store.close()
     assert check(data_dir, now_ms=NOW).ok
 
 

@@ -713,3 +713,16 @@ def test_any_sequence_raises_only_refused_and_counts_stay_exact(initial: LimitSe
         assert opened == current.connections_per_client, key
         for _ in range(opened):
             limiter.disconnect(key, now)
+
+
+async def test_a_reload_swaps_one_snapshot_for_everyone(nursery, config, clock):
+    """SIGHUP applies what is reloadable; the service and the guard then read
+    the same configuration, with everything else as the server started."""
+    from conftest import start_server
+
+    server = await start_server(nursery, config, clock)
+    server.reload(replace(config, pastes_per_minute=5, deny=("192.0.2.0/24",), max_paste_bytes=10))
+    service = server.service
+    assert service.config is service.guard.config
+    assert service.config.pastes_per_minute == 5 and service.config.deny == ("192.0.2.0/24",)
+    assert service.config.max_paste_bytes == config.max_paste_bytes  # needs a restart

@@ -7,7 +7,7 @@ import struct
 
 import trio
 
-from conftest import TEST_TIMEOUT_S, fetch, key_of, read_until_closed, start_server
+from conftest import TEST_TIMEOUT_S, fetch, key_of, read_until_closed, start_server, text_prefix
 
 
 async def open_writer(server, preamble: bytes = b"") -> tuple[trio.SocketStream, str]:
@@ -229,17 +229,6 @@ async def test_live_pastes_per_client_are_limited(nursery, config, clock):
 
 
 # -- binary data and empty pastes on the live port (real nc) ------------------
-
-
-def text_prefix(data: bytes) -> bytes:
-    """The longest prefix of ``data`` that is UTF-8 text without NUL bytes."""
-    nul = data.find(b"\0")
-    head = data if nul < 0 else data[:nul]
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        head = head[: exc.start]
-    return head
 
 
 async def live_nc(server, script: str) -> list[str]:

@@ -22,6 +22,7 @@ from ncpaste.core import keys
 from ncpaste.store import Created, NewPaste, codec, maintenance
 from ncpaste.store.lmdb_store import LmdbStore
 from ncpaste.store.maintenance import backup, check, open_readonly
+from ncpaste.store.records import Packed, pack
 
 REPO = Path(__file__).resolve().parent.parent
 NOW = 1_790_000_000_000
@@ -45,16 +46,8 @@ def body_for(n: int) -> bytes:
     return SECRET + (b"line %d of paste %d\n" % (rng.randrange(1000), n)) * rng.randrange(1, 200)
 
 
-def new_paste(body: bytes, *, expire_s: int = 3600, alias: str | None = None, burn: bool = False) -> NewPaste:
-    return NewPaste(
-        frame=codec.compress(body),
-        size=len(body),
-        checksum=codec.checksum(body),
-        token_hash=keys.token_hash("delete-token"),
-        expire_s=expire_s,
-        burn=burn,
-        alias=alias,
-    )
+def new_paste(body: bytes, *, expire_s: int = 3600, alias: str | None = None, burn: bool = False) -> Packed:
+    return pack(NewPaste(body, keys.token_hash("delete-token"), expire_s, burn=burn, alias=alias))
 
 
 def fill(path: Path, count: int, *, expire_s: int = 3600) -> dict[str, bytes]:
@@ -186,8 +179,9 @@ WRITER = textwrap.dedent(
     import random, sys, time
     from pathlib import Path
     from ncpaste.core import keys
-    from ncpaste.store import NewPaste, codec
+    from ncpaste.store import NewPaste
     from ncpaste.store.lmdb_store import LmdbStore
+    from ncpaste.store.records import pack
 
     data_dir, stop, now_ms, window, timeout_s = Path(sys.argv[1]), Path(sys.argv[2]), *map(int, sys.argv[3:])
 
@@ -199,8 +193,7 @@ WRITER = textwrap.dedent(
     n = 0
     while not stop.exists() and time.monotonic() < deadline:
         data = body(n)
-        item = NewPaste(codec.compress(data), len(data), codec.checksum(data),
-                        keys.token_hash("t"), 3600, alias="live-%06d" % n)
+        item = pack(NewPaste(data, keys.token_hash("t"), 3600, alias="live-%06d" % n))
         store.create_batch([item], now_ms)
         if n >= window:
             assert store.take("live-%06d" % (n - window), now_ms) is not None

@@ -7,8 +7,9 @@ import sys
 import textwrap
 
 from ncpaste.core import keys
-from ncpaste.store import NewPaste, codec
+from ncpaste.store import NewPaste
 from ncpaste.store.lmdb_store import LmdbStore
+from ncpaste.store.records import pack
 
 NOW = 1_790_000_000_000
 
@@ -18,11 +19,12 @@ SERVER_SIDE = textwrap.dedent(
     import ncpaste.store.lmdb_store as lmdb_store
     lmdb_store.INITIAL_MAP_BYTES = 256 * 1024
     from ncpaste.store import NewPaste, codec
+    from ncpaste.store.records import pack
     from ncpaste.core import keys
     store = lmdb_store.LmdbStore(sys.argv[1], pool_target=0)
     body = b"first\\n"
     first = store.create_batch(
-        [NewPaste(codec.compress(body), len(body), codec.checksum(body), keys.token_hash("t"), 3600)], {now}
+        [pack(NewPaste(body, keys.token_hash("t"), 3600))], {now}
     )[0]
     print(first.key, flush=True)
     sys.stdin.readline()  # the other process grows the map meanwhile
@@ -33,7 +35,7 @@ SERVER_SIDE = textwrap.dedent(
         break
     body = b"after the resize\\n"
     second = store.create_batch(
-        [NewPaste(codec.compress(body), len(body), codec.checksum(body), keys.token_hash("t"), 3600)], {now}
+        [pack(NewPaste(body, keys.token_hash("t"), 3600))], {now}
     )[0]
     print("created" if not isinstance(second, Exception) else repr(second), flush=True)
     """
@@ -58,7 +60,7 @@ def test_store_adopts_a_map_grown_by_another_process(tmp_path, monkeypatch):
         rng = random.Random(1)
         bodies = ["".join(f"{rng.getrandbits(128):032x}\n" for _ in range(20000)).encode() for _ in range(4)]
         results = importer.create_batch(
-            [NewPaste(codec.compress(b), len(b), codec.checksum(b), keys.token_hash("t"), 3600) for b in bodies],
+            [pack(NewPaste(b, keys.token_hash("t"), 3600)) for b in bodies],
             NOW,
         )
         grown = importer._env.info()["map_size"]

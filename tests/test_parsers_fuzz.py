@@ -15,6 +15,8 @@ from ncpaste.core.ingest import PasteBuilder
 from ncpaste.core.options import parse_query
 from ncpaste.net.multipart import FormPaste, boundary_of
 
+from conftest import text_prefix
+
 TEXT = st.text(max_size=200)
 
 
@@ -137,16 +139,6 @@ def test_an_unknown_form_field_is_named_as_an_unknown_option(fields, message) ->
     assert caught.value.message == message and caught.value.http_status == 400
 
 
-def _text_prefix(data: bytes) -> bytes:
-    nul = data.find(b"\0")
-    head = data if nul < 0 else data[:nul]
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return head[: exc.start]
-    return head
-
-
 @settings(max_examples=300)
 @given(
     st.lists(st.binary(max_size=12) | st.text(max_size=6).map(str.encode), max_size=8),
@@ -168,8 +160,8 @@ def test_the_builder_keeps_exactly_the_text_before_the_first_bad_byte(chunks: li
                 drained += builder.drain()
         builder.check_end()
     except NotText as error:
-        prefix = _text_prefix(data)
+        prefix = text_prefix(data)
         assert drained == prefix
         assert f"at byte {len(prefix)} " in error.message
         return
-    assert drained == data and _text_prefix(data) == data
+    assert drained == data and text_prefix(data) == data

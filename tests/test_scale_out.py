@@ -313,15 +313,13 @@ async def test_a_reader_stops_following_a_live_paste_whose_writer_node_died(
     from test_live import dechunk, open_reader, read_until
 
     from ncpaste.core import keys
-    from ncpaste.store import NewPaste, codec
+    from ncpaste.store import NewLivePaste
 
     store = s3_url(s3_env)
     reader_node = await start_server(nursery, config, clock, store=store, data_dir=tmp_path / "b")
     # What a node leaves behind when it dies mid-stream: an open paste with
     # committed groups, and nobody left to finish it.
-    created = await reader_node.service.store.create(NewPaste(
-        frame=codec.compress(b""), size=0, checksum=codec.checksum(b""), token_hash=keys.token_hash("t"),
-        expire_s=600, live_hold_s=3600))
+    created = await reader_node.service.store.create_live(NewLivePaste(keys.token_hash("t"), 600, 3600))
     await reader_node.service.store.append_live(created.key, 1, b"last words\n", 11)
     with trio.fail_after(30):
         started = trio.current_time()

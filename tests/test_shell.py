@@ -11,11 +11,10 @@ import trio.testing
 
 from ncpaste.core import keys
 from ncpaste.core.errors import AliasTaken, Forbidden, NotFound
-from ncpaste.core.paste import FLAG_BURN, PasteMeta
 from ncpaste.net.http import HttpConnection
 from ncpaste.net.netcat import handle_netcat
 from ncpaste.net.pastes import PasteService
-from ncpaste.store import Created, NewPaste, StoredPaste, StoreStats
+from ncpaste.store import Created, NewPaste, StoredPaste, StoreStats, records
 
 from conftest import read_until_closed
 
@@ -32,9 +31,9 @@ class MemoryStore:
         if key in self.pastes:
             raise AliasTaken("alias taken")
         now = self.clock_ms()
-        meta = PasteMeta(now, now + paste.expire_s * 1000, paste.size, paste.checksum, paste.token_hash,
-                         FLAG_BURN if paste.burn else 0)
-        self.pastes[key] = StoredPaste(key, meta, paste.frame)
+        packed = records.pack(paste)  # the format every backend stores
+        meta = packed.meta(now)
+        self.pastes[key] = StoredPaste(key, meta, packed.frame)
         return Created(key, now, meta.expires_ms)
 
     async def get(self, key):

@@ -17,22 +17,23 @@ from ncpaste.core.paste import FLAG_ALIAS, FLAG_BURN, PasteMeta
 from ncpaste.store import Created, NewPaste, StoredPaste, codec, lmdb_store
 from ncpaste.store.embedded import EmbeddedStore
 from ncpaste.store.lmdb_store import LmdbStore
+from ncpaste.store.records import Packed, pack
 
 NOW = 1_790_000_000_000
 TOKEN = "s3cret-delete-token"
 TEST_TIMEOUT_S = 10
 
 
-def new_paste(body: bytes, *, expire_s: int = 3600, alias: str | None = None, burn: bool = False, token: str = TOKEN) -> NewPaste:
-    return NewPaste(
-        frame=codec.compress(body),
-        size=len(body),
-        checksum=codec.checksum(body),
-        token_hash=keys.token_hash(token),
-        expire_s=expire_s,
-        burn=burn,
-        alias=alias,
-    )
+def new_paste(body: bytes, *, expire_s: int = 3600, alias: str | None = None, burn: bool = False,
+              token: str = TOKEN) -> Packed:
+    """What LmdbStore.create_batch takes: a paste packed by the store's records."""
+    return pack(plain_paste(body, expire_s=expire_s, alias=alias, burn=burn, token=token))
+
+
+def plain_paste(body: bytes, *, expire_s: int = 3600, alias: str | None = None, burn: bool = False,
+                token: str = TOKEN) -> NewPaste:
+    """What a PasteStore (here EmbeddedStore) takes: plain bytes and options."""
+    return NewPaste(body, keys.token_hash(token), expire_s, burn=burn, alias=alias)
 
 
 def create(store: LmdbStore, body: bytes, now_ms: int = NOW, **kwargs: object) -> Created:
@@ -543,7 +544,7 @@ async def test_embedded_store_group_commits_concurrent_creates(tmp_path: Path, n
     created: dict[int, Created] = {}
 
     async def one(i: int) -> None:
-        created[i] = await store.create(new_paste(b"paste number %d\n" % i))
+        created[i] = await store.create(plain_paste(b"paste number %d\n" % i))
 
     with trio.fail_after(TEST_TIMEOUT_S):
         async with trio.open_nursery() as clients:
@@ -572,7 +573,7 @@ async def test_embedded_store_concurrent_take_gives_paste_once(tmp_path: Path, n
         got.append(await store.take(key))
 
     with trio.fail_after(TEST_TIMEOUT_S):
-        created = await store.create(new_paste(b"once\n", burn=True))
+        created = await store.create(plain_paste(b"once\n", burn=True))
         async with trio.open_nursery() as readers:
             for _ in range(20):
                 readers.start_soon(reader, created.key)
@@ -580,6 +581,6 @@ async def test_embedded_store_concurrent_take_gives_paste_once(tmp_path: Path, n
         assert len(got) == 20 and len(winners) == 1
         assert body_of(winners[0]) == b"once\n"
         with pytest.raises(AliasTaken):
-            await store.create(new_paste(b"a\n", alias="dup-name"))
-            await store.create(new_paste(b"b\n", alias="dup-name"))
+            await store.create(plain_paste(b"a\n", alias="dup-name"))
+            await store.create(plain_paste(b"b\n", alias="dup-name"))
     sync_store.close()

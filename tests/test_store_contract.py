@@ -14,7 +14,7 @@ import trio
 from ncpaste.core import keys
 from ncpaste.core.errors import AliasTaken, Forbidden, NotFound
 from ncpaste.core.paste import LiveEnd
-from ncpaste.store import NewPaste, PasteStore, StoredPaste, codec
+from ncpaste.store import NewLivePaste, NewPaste, PasteStore, StoredPaste, codec
 from ncpaste.store.embedded import EmbeddedStore
 from ncpaste.store.lmdb_store import LmdbStore
 from ncpaste.store.s3_client import CredentialSource, S3Client, S3Location
@@ -25,12 +25,12 @@ from conftest import S3_BUCKET, FakeClock, bounded
 TOKEN = "delete-me-token"
 
 
-def new_paste(body: bytes, *, expire_s: int = 3600, alias: str | None = None, burn: bool = False,
-              live_hold_s: int = 0) -> NewPaste:
-    return NewPaste(
-        frame=codec.compress(body), size=len(body), checksum=codec.checksum(body),
-        token_hash=keys.token_hash(TOKEN), expire_s=expire_s, burn=burn, alias=alias, live_hold_s=live_hold_s,
-    )
+def new_paste(body: bytes, *, expire_s: int = 3600, alias: str | None = None, burn: bool = False) -> NewPaste:
+    return NewPaste(body, keys.token_hash(TOKEN), expire_s, burn=burn, alias=alias)
+
+
+def new_live(*, expire_s: int = 3600, hold_s: int = 3600, alias: str | None = None) -> NewLivePaste:
+    return NewLivePaste(keys.token_hash(TOKEN), expire_s, hold_s, alias=alias)
 
 
 def body_of(paste: StoredPaste | None) -> bytes:
@@ -247,7 +247,7 @@ async def test_deleted_alias_is_free_again(backend: PasteStore) -> None:
 
 @bounded
 async def test_live_paste_groups_then_finish(backend: PasteStore, clock: FakeClock) -> None:
-    created = await backend.create(new_paste(b"", expire_s=600, live_hold_s=3600))
+    created = await backend.create_live(new_live(expire_s=600))
     open_paste = await backend.get(created.key)
     assert open_paste is not None and open_paste.meta.state == "open"
     await backend.append_live(created.key, 1, b"line 1\n", 7)
@@ -279,7 +279,7 @@ async def test_live_paste_groups_then_finish(backend: PasteStore, clock: FakeClo
 async def test_live_paste_finished_with_how_it_ended(
     backend: PasteStore, end: LiveEnd, state: str, truncated: str | None
 ) -> None:
-    created = await backend.create(new_paste(b"", live_hold_s=3600))
+    created = await backend.create_live(new_live())
     await backend.append_live(created.key, 1, b"partial", 7)
     assert await backend.finish_live(created.key, end)
     done = await backend.get(created.key)
@@ -290,7 +290,7 @@ async def test_live_paste_finished_with_how_it_ended(
 @bounded
 @pytest.mark.parametrize("end", [LiveEnd.COMPLETE, LiveEnd.INCOMPLETE, LiveEnd.NOT_TEXT])
 async def test_a_live_paste_that_ends_empty_is_removed(backend: PasteStore, end: LiveEnd) -> None:
-    created = await backend.create(new_paste(b"", live_hold_s=3600))
+    created = await backend.create_live(new_live())
     assert await backend.finish_live(created.key, end) is False
     assert await backend.get(created.key) is None
     assert await backend.read_live(created.key) == (b"", 0)
@@ -299,7 +299,7 @@ async def test_a_live_paste_that_ends_empty_is_removed(backend: PasteStore, end:
 
 @bounded
 async def test_recover_live_closes_what_was_left_open(backend: PasteStore) -> None:
-    created = await backend.create(new_paste(b"", live_hold_s=3600))
+    created = await backend.create_live(new_live())
     await backend.append_live(created.key, 1, b"before the crash\n", 17)
     assert await backend.recover_live() == 1
     done = await backend.get(created.key)
@@ -310,7 +310,7 @@ async def test_recover_live_closes_what_was_left_open(backend: PasteStore) -> No
 
 @bounded
 async def test_deleted_live_paste_refuses_more_groups(backend: PasteStore) -> None:
-    created = await backend.create(new_paste(b"", live_hold_s=3600))
+    created = await backend.create_live(new_live())
     await backend.append_live(created.key, 1, b"a", 1)
     await backend.delete(created.key, TOKEN)
     with pytest.raises(NotFound):

@@ -458,38 +458,20 @@ def _get(args: argparse.Namespace, context: _Context) -> int:
 
 
 def _delete(args: argparse.Namespace, context: _Context) -> int:
-    raw = _key_bytes(args.key)
-    if raw is None:
+    if _key_bytes(args.key) is None:
         raise AdminError("no such paste")
-    store = _WritableEnv(context.data_dir, create=False)
-    dbs = store.dbs
-
-    def work(txn: lmdb.Transaction[bytes]) -> str | None:
-        record = txn.get(raw, db=dbs.pastes)
-        if record is None:
-            return None
-        try:
-            meta = codec.decode_meta(record)
-        except (ValueError, struct.error):
-            # What `check` reports as an unreadable header: removing it is
-            # what an admin delete is for. Its expiry entry, if any, is stale
-            # now and the sweeper drops stale entries.
-            txn.delete(raw, db=dbs.pastes)
-            return " (its record was damaged)"
-        if meta.expires_ms <= context.now_ms:
-            return None  # gone for every reader already; the sweeper removes it
-        txn.delete(raw, db=dbs.pastes)
-        txn.delete(_EXPIRY.pack(meta.expires_ms) + raw, db=dbs.expiry)
-        return ""
-
+    # LmdbStore's own removal: the one place that knows everything a paste
+    # has (record, expiry entry, the groups of an open live paste).
+    _open_readonly(context.data_dir).close()  # validates; never creates a data dir
+    store = LmdbStore(context.data_dir)
     try:
-        removed = store.write(work)
+        removed = store.remove(args.key, context.now_ms)
     finally:
         store.close()
     if removed is None:
         raise AdminError("no such paste")
     log.info("admin deleted paste %s", args.key)
-    print(f"deleted {args.key}{removed}", flush=True)
+    print(f"deleted {args.key}" + (" (its record was damaged)" if removed == "damaged" else ""), flush=True)
     return EXIT_OK
 
 

@@ -375,7 +375,7 @@ async def _serve_until_signalled(
                     logs.set_level(fresh.log_level)
                     running.reload(fresh)
                     continue
-                if running._stop.is_set():
+                if running.stopping:
                     log.warning("second signal: stopping now")
                     nursery.cancel_scope.cancel()
                     return
@@ -405,6 +405,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(str(exc))
         logs.configure(config.log_level, config.log_format)
         from ncpaste.net.server import StartupError, raise_fd_limit
+        from ncpaste.store.factory import StoreOpenError
 
         raise_fd_limit()
         try:
@@ -425,7 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         failures: list[BaseException] = []
         try:
             trio.run(_serve_until_signalled, config, reread, inherited, watchdog_s, index in (None, 0))
-        except* StartupError as group:
+        except* (StartupError, StoreOpenError) as group:
             failures.extend(_leaves(group))
         for error in failures:
             print(f"ncpaste: error: {error}", file=sys.stderr)
@@ -439,6 +440,7 @@ def _supervise(config: Config, argv: list[str], inherited: dict[str, list[Any]],
     """--workers N: lock the data dir, bind, recover what a crash left open,
     start the workers. The supervisor holds the lock for all its workers."""
     from ncpaste.net.server import StartupError, lock_data_dir, recover_store
+    from ncpaste.store.factory import StoreOpenError
 
     try:
         held = lock_data_dir(config)
@@ -453,7 +455,7 @@ def _supervise(config: Config, argv: list[str], inherited: dict[str, list[Any]],
             return EXIT_FAILURE
         try:
             recovered = trio.run(recover_store, config)
-        except StartupError as exc:
+        except StoreOpenError as exc:
             print(f"ncpaste: error: {exc}", file=sys.stderr)
             return EXIT_FAILURE
         if recovered:

@@ -10,8 +10,9 @@ is never served from here: the cache only skips work, never a look-up.
 from __future__ import annotations
 
 import gzip
-from collections import OrderedDict
 from dataclasses import dataclass
+
+from ncpaste.core.lru import ByteLRU
 
 # Total decompressed bytes kept: a few hundred typical logs, a fraction of a
 # small VM's memory.
@@ -35,35 +36,22 @@ class HotPaste:
 
 
 class HotCache:
+    """Hot pastes by key, each checked against the checksum the store holds now."""
+
     def __init__(self, max_bytes: int = HOT_CACHE_BYTES, max_item_bytes: int = HOT_ITEM_MAX_BYTES) -> None:
-        self.max_bytes = max_bytes
-        self.max_item_bytes = max_item_bytes
-        self._items: OrderedDict[str, HotPaste] = OrderedDict()
-        self._bytes = 0
+        self._items: ByteLRU[HotPaste] = ByteLRU(max_bytes, max_item_bytes, lambda item: len(item.body))
 
     def get(self, key: str, checksum: bytes) -> HotPaste | None:
         item = self._items.get(key)
-        if item is None:
+        if item is not None and item.checksum != checksum:  # the name now holds another paste
+            self._items.drop(key)
             return None
-        if item.checksum != checksum:  # the name now holds another paste
-            self.drop(key)
-            return None
-        self._items.move_to_end(key)
         return item
 
     def put(self, key: str, checksum: bytes, body: bytes) -> HotPaste:
         item = HotPaste(checksum, body)
-        if len(body) > self.max_item_bytes:
-            return item
-        self.drop(key)
-        self._items[key] = item
-        self._bytes += len(body)
-        while self._bytes > self.max_bytes:
-            _, old = self._items.popitem(last=False)
-            self._bytes -= len(old.body)
+        self._items.put(key, item)
         return item
 
     def drop(self, key: str) -> None:
-        old = self._items.pop(key, None)
-        if old is not None:
-            self._bytes -= len(old.body)
+        self._items.drop(key)

@@ -17,118 +17,29 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import trio
 
-from ncpaste.core import keys, units
-from ncpaste.core.errors import BadOption, EmptyPaste, NotText, PasteError, RateLimited, TooLarge
+from ncpaste.config import Config
+from ncpaste.core import units
+from ncpaste.core.errors import BadOption, EmptyPaste, NotText, PasteError, TooLarge
 from ncpaste.core.ingest import PasteBuilder
 from ncpaste.core.paste import LiveEnd
 from ncpaste.logs import event
 from ncpaste.net.guard import peer_ip_of
-from ncpaste.net.netcat import REPLY_TIMEOUT_S, error_line, refuse
-from ncpaste.net.streams import RECEIVE_BYTES, close_quietly, send_quietly
-from ncpaste.store import NewPaste, StoredPaste
-
-if TYPE_CHECKING:
-    from ncpaste.config import Config
-    from ncpaste.net.pastes import PasteService
+from ncpaste.net.live_state import LivePaste
+from ncpaste.net.pastes import PasteService
+from ncpaste.net.streams import RECEIVE_BYTES, REPLY_TIMEOUT_S, close_quietly, error_line, refuse, send_quietly
+from ncpaste.store import StoredPaste
 
 log = logging.getLogger(__name__)
 
 #: Sends one piece to a reader (with its own timeout).
 Send = Callable[[bytes], Awaitable[None]]
 
-# Committed bytes kept in memory per open paste for readers that keep up.
-LIVE_TAIL_BYTES = 256 * 1024
-# Commit before the interval when this much is waiting: bounds the memory
-# of a fast writer and the size of one group.
-COMMIT_GROUP_BYTES = 256 * 1024
 # Finishing a paste (one zstd frame of up to --max-size) after the writer is
 # gone, also during shutdown: bounded so a stuck disk cannot hang the exit.
 FINISH_TIMEOUT_S = 30.0
-_NO_CHECKSUM = b"\0" * 16
-
-
-@dataclass(eq=False)
-class LivePaste:
-    """One open paste, shared by its writer and its readers."""
-
-    key: str
-    #: Bytes received and validated but not yet durable.
-    pending: bytearray = field(default_factory=bytearray)
-    #: Bytes durable in the store (what readers may be shown).
-    committed: int = 0
-    #: The newest committed bytes: [tail_start, committed).
-    tail: bytearray = field(default_factory=bytearray)
-    tail_start: int = 0
-    closed: bool = False
-    #: How it ended, once closed.
-    end: LiveEnd | None = None
-    readers: int = 0
-    _changed: trio.Event = field(default_factory=trio.Event)
-    commit_wanted: trio.Event = field(default_factory=trio.Event)
-
-    @property
-    def size(self) -> int:
-        return self.committed + len(self.pending)
-
-    def add(self, data: bytes) -> None:
-        self.pending += data
-        if len(self.pending) >= COMMIT_GROUP_BYTES:
-            self.commit_wanted.set()
-
-    def on_commit(self, data: bytes) -> None:
-        del self.pending[: len(data)]
-        self.tail += data
-        self.committed += len(data)
-        excess = len(self.tail) - LIVE_TAIL_BYTES
-        if excess > 0:
-            del self.tail[:excess]
-            self.tail_start += excess
-        self._wake()
-
-    def close(self, end: LiveEnd) -> None:
-        self.closed, self.end = True, end
-        self._wake()
-
-    def from_memory(self, position: int) -> bytes | None:
-        """Committed bytes from ``position`` if still in memory, else None."""
-        if position < self.tail_start:
-            return None
-        return bytes(self.tail[position - self.tail_start :])
-
-    async def changed(self) -> None:
-        await self._changed.wait()
-
-    def _wake(self) -> None:
-        self._changed.set()
-        self._changed = trio.Event()
-
-
-class LiveRegistry:
-    """The open pastes of this process, and how many each client holds."""
-
-    def __init__(self) -> None:
-        self.open: dict[str, LivePaste] = {}
-        self._per_client: dict[str, int] = {}
-
-    def begin(self, client: str, limit: int) -> None:
-        held = self._per_client.get(client, 0)
-        if held >= limit:
-            raise RateLimited(
-                f"rate limited: your address has {held} live pastes open already, retry when one ends", 60
-            )
-        self._per_client[client] = held + 1
-
-    def end(self, client: str) -> None:
-        left = self._per_client.get(client, 1) - 1
-        if left > 0:
-            self._per_client[client] = left
-        else:
-            self._per_client.pop(client, None)
 
 
 async def _read_options(stream: trio.abc.ReceiveStream, builder: PasteBuilder, window_ends: float) -> None:
@@ -168,18 +79,7 @@ async def handle_live(stream: trio.SocketStream, service: PasteService) -> None:
             held_by = counted
             guard.charge(counted, 0)
             plan = service.plan(options)
-            token = keys.new_token()
-            created = await service.store.create(
-                NewPaste(
-                    frame=b"",
-                    size=0,
-                    checksum=_NO_CHECKSUM,
-                    token_hash=keys.token_hash(token),
-                    expire_s=plan.expire_s,
-                    alias=plan.alias,
-                    live_hold_s=int(config.live_max_open_s) + 60,
-                )
-            )
+            created, token = await service.create_live(plan)
         except PasteError as error:
             metrics.paste_rejected("live", error.reason)
             event(log, "paste.refused", port="live", client=address, reason=error.reason)

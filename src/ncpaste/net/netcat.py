@@ -6,34 +6,14 @@ import logging
 
 import trio
 
-from ncpaste.config import Config
 from ncpaste.core.errors import EmptyPaste, PasteError, Timeout
 from ncpaste.core.ingest import PasteBuilder
 from ncpaste.logs import event
 from ncpaste.net.guard import peer_ip_of
 from ncpaste.net.pastes import PasteService
-from ncpaste.net.streams import RECEIVE_BYTES, close_quietly, drain, send_quietly
+from ncpaste.net.streams import RECEIVE_BYTES, REPLY_TIMEOUT_S, close_quietly, error_line, refuse, send_quietly
 
 log = logging.getLogger(__name__)
-
-# Time allowed to hand the reply line to a client that stopped reading.
-REPLY_TIMEOUT_S = 10.0
-
-
-def error_line(error: PasteError) -> bytes:
-    """The one place a PasteError becomes a netcat answer."""
-    message = error.message if error.reason != "internal" else "internal error, try again"
-    return f"error: {message}\n".encode()
-
-
-async def refuse(stream: trio.abc.Stream, line: bytes, config: Config, *, still_sending: bool = True) -> None:
-    """Send the error line, then read and discard what the client still
-    sends (bounded), so the line is shown instead of a connection reset.
-    A client that has sent nothing at all (``still_sending`` False) leaves
-    nothing unread to cause a reset: close at once instead of draining."""
-    if await send_quietly(stream, line, timeout_s=REPLY_TIMEOUT_S) and still_sending:
-        await drain(stream, timeout_s=config.drain_timeout_s, max_bytes=config.drain_max_bytes)
-
 
 async def receive_paste(
     stream: trio.abc.ReceiveStream, builder: PasteBuilder, service: PasteService, first: bytes = b""

@@ -21,14 +21,15 @@ from ncpaste.core.redact import redact
 from ncpaste.logs import event
 from ncpaste.net.guard import Guard
 from ncpaste.net.hot import HotCache
+from ncpaste.net.live_state import LiveRegistry
 from ncpaste.net.metrics import Metrics
-from ncpaste.store import Created, NewPaste, PasteStore, StoredPaste, codec
+from ncpaste.store import Created, NewLivePaste, NewPaste, PasteStore, StoredPaste, records
 
 log = logging.getLogger(__name__)
 
-# Below this, compressing or decompressing on the event loop is cheaper than
-# a hop to a worker thread (zstd does ~64 KiB in well under a millisecond).
-INLINE_CODEC_BYTES = 64 * 1024
+# Below this, redacting on the event loop is cheaper than a hop to a worker
+# thread (the patterns scan ~64 KiB in well under a millisecond).
+INLINE_REDACT_BYTES = 64 * 1024
 
 
 class PasteService:
@@ -48,8 +49,6 @@ class PasteService:
         self.store = store
         self.guard = guard or Guard(config)
         self.metrics = metrics or Metrics()
-        from ncpaste.net.live import LiveRegistry  # live.py builds on this module
-
         self.hot = HotCache()
         self.live = LiveRegistry()
         self._metrics_allow = parse_cidrs(config.metrics_allow)
@@ -84,29 +83,17 @@ class PasteService:
     async def create(
         self, body: bytearray | bytes, plan: PastePlan, *, via: str, client: str
     ) -> tuple[Created, str, int]:
-        """Redact if asked, compress, store durably; return (created, delete
-        token, secrets masked)."""
+        """Redact if asked, store durably; return (created, delete token,
+        secrets masked)."""
         redacted = 0
         if plan.redact:
-            if len(body) <= INLINE_CODEC_BYTES:
+            if len(body) <= INLINE_REDACT_BYTES:
                 body, redacted = redact(body)
             else:
                 body, redacted = await trio.to_thread.run_sync(redact, body)
-        if len(body) <= INLINE_CODEC_BYTES:
-            frame, digest = _pack(body)
-        else:
-            frame, digest = await trio.to_thread.run_sync(_pack, body)
-        token = keys.new_token()
+        token, token_hash = _mint_token()
         created = await self.store.create(
-            NewPaste(
-                frame=frame,
-                size=len(body),
-                checksum=digest,
-                token_hash=keys.token_hash(token),
-                expire_s=plan.expire_s,
-                burn=plan.burn,
-                alias=plan.alias,
-            )
+            NewPaste(body, token_hash, plan.expire_s, burn=plan.burn, alias=plan.alias)
         )
         event(
             log,
@@ -116,26 +103,36 @@ class PasteService:
             ended=via,
             client=client,
             size=len(body),
-            stored=len(frame),
+            stored=created.stored_bytes,
             expire_s=plan.expire_s,
             burn=int(plan.burn),
             redacted=redacted,
         )
         return created, token, redacted
 
+    async def create_live(self, plan: PastePlan) -> tuple[Created, str]:
+        """Open a live paste durably; return (created, delete token)."""
+        token, token_hash = _mint_token()
+        # Held open a little past --live-max-open, so the writer's own
+        # deadline always ends it first.
+        hold_s = int(self.config.live_max_open_s) + 60
+        created = await self.store.create_live(NewLivePaste(token_hash, plan.expire_s, hold_s, alias=plan.alias))
+        return created, token
+
     async def body(self, paste: StoredPaste) -> bytes:
         """The verified, decompressed bytes of a stored paste."""
         try:
-            if paste.meta.size <= INLINE_CODEC_BYTES:
-                return codec.open_body(paste.frame, paste.meta)
-            return await trio.to_thread.run_sync(codec.open_body, paste.frame, paste.meta)
+            return await records.open_stored(paste)
         except CorruptPaste:
             event(log, "paste.corrupt", logging.ERROR, key=paste.key, hint="run ncpaste check")
             raise
 
 
-def _pack(body: bytearray | bytes) -> tuple[bytes, bytes]:
-    return codec.compress(body), codec.checksum(body)
+def _mint_token() -> tuple[str, bytes]:
+    """The one place delete tokens are made: the token for the client, the
+    hash for the store (which never sees the token itself)."""
+    token = keys.new_token()
+    return token, keys.token_hash(token)
 
 
 def _host_of(base_url: str) -> str:

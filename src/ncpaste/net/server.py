@@ -7,8 +7,7 @@ import logging
 import resource
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 import trio
@@ -21,8 +20,7 @@ from ncpaste.net.metrics import Metrics
 from ncpaste.net.netcat import handle_netcat
 from ncpaste.net.pastes import PasteService
 from ncpaste.store import PasteStore
-from ncpaste.store.embedded import EmbeddedStore
-from ncpaste.store.lmdb_store import LmdbStore
+from ncpaste.store.factory import open_store
 from ncpaste.store.lock import DataDirInUse, DataDirLock
 
 log = logging.getLogger(__name__)
@@ -64,6 +62,13 @@ class Running:
         """Stop accepting, let in-flight work finish within the grace, then return."""
         self._stop.set()
 
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    async def wait_for_stop(self) -> None:
+        await self._stop.wait()
+
     def reload(self, config: Config | None = None) -> None:
         """SIGHUP: apply what can change safely without dropping a connection
         (limits, allow/deny lists and the ACL file, trusted proxies, log
@@ -78,7 +83,12 @@ class Running:
             name for name in old.__dataclass_fields__
             if getattr(old, name) != getattr(config, name) and name not in RELOADABLE_FIELDS
         ]
-        guard.reload(config)
+        # One snapshot for everyone: what is reloadable from the new file,
+        # everything else as the server started. Handlers read it at the
+        # start of each connection; the guard takes the same one.
+        applied = replace(old, **{name: getattr(config, name) for name in RELOADABLE_FIELDS})
+        guard.reload(applied)
+        self.service.config = guard.config
         if changed:
             log.warning("changed settings need a restart to apply: %s", ", ".join(sorted(changed)))
 
@@ -92,14 +102,6 @@ def raise_fd_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         except (ValueError, OSError):
             pass
-
-
-def open_lmdb(config: Config) -> LmdbStore:
-    try:
-        config.data_dir.mkdir(parents=True, exist_ok=True)
-        return LmdbStore(config.data_dir, key_length=config.key_length, pool_target=config.pool_target)
-    except Exception as exc:
-        raise StartupError(f"cannot open data dir {str(config.data_dir)!r}: {exc}") from None
 
 
 async def _listen(address: Address, what: str) -> list[trio.SocketListener]:
@@ -246,7 +248,7 @@ async def serve_with_store(
                 running.tcp_port, running.http_port, running.live_port or "off", service.base_url,
             )
             task_status.started(running)
-            await running._stop.wait()
+            await running.wait_for_stop()
             log.info("shutting down: no new connections; %g s grace for in-flight work", config.shutdown_grace_s)
             acceptors.cancel_scope.cancel()
         handlers.cancel_scope.deadline = trio.current_time() + config.shutdown_grace_s
@@ -261,54 +263,6 @@ def lock_data_dir(config: Config) -> DataDirLock:
         raise StartupError(str(exc)) from None
     except OSError as exc:
         raise StartupError(f"cannot open data dir {str(config.data_dir)!r}: {exc.strerror or exc}") from None
-
-
-@asynccontextmanager
-async def open_store(config: Config, clock_ms: Callable[[], int]) -> AsyncIterator[PasteStore]:
-    """The store ``config`` names, ready to use, closed on exit: the embedded
-    LMDB store (with its group-commit writer task), or shared S3 storage."""
-    if config.store is not None:
-        async with _open_s3(config, clock_ms) as store:
-            yield store
-        return
-    lmdb_store = await trio.to_thread.run_sync(open_lmdb, config)
-    try:
-        async with trio.open_nursery() as writer:
-            store = EmbeddedStore(lmdb_store, clock_ms)
-            await writer.start(store.run)
-            yield store
-            writer.cancel_scope.cancel()
-    finally:
-        lmdb_store.close()
-
-
-@asynccontextmanager
-async def _open_s3(config: Config, clock_ms: Callable[[], int]) -> AsyncIterator[PasteStore]:
-    from ncpaste.store.s3_client import CredentialSource, S3Client, S3Location
-    from ncpaste.store.s3_store import KeyPool, S3Store
-
-    assert config.store is not None
-    location = S3Location.parse(config.store)
-    try:
-        credentials = CredentialSource()
-        pool = await trio.to_thread.run_sync(
-            lambda: KeyPool(config.data_dir, key_length=config.key_length, target=config.pool_target)
-        )
-    except Exception as exc:
-        raise StartupError(f"cannot use store {location}: {exc}") from None
-    try:
-        async with S3Client(location, credentials) as client:
-            store = S3Store(client, pool, clock_ms, cache_ttl_s=config.store_cache_ttl_s)
-            problem = await client.bucket_problem()
-            if problem is not None:
-                raise StartupError(f"cannot use store {location}: {problem}")
-            log.info("store: %s", location)
-            async with trio.open_nursery() as writers:
-                await writers.start(store.run)
-                yield store
-                writers.cancel_scope.cancel()
-    finally:
-        pool.close()
 
 
 async def recover_store(config: Config) -> int:

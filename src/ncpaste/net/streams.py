@@ -1,8 +1,12 @@
-"""Small helpers every connection handler needs: bounded draining and closing."""
+"""Small helpers every connection handler needs: bounded draining and closing,
+and the one way a netcat-style port refuses (an error line, then a bounded drain)."""
 
 from __future__ import annotations
 
 import trio
+
+from ncpaste.config import Config
+from ncpaste.core.errors import PasteError
 
 # Read size per receive: large enough to keep syscalls few for MiB pastes,
 # small enough that thousands of idle connections cost nothing up front.
@@ -45,3 +49,22 @@ async def close_quietly(stream: trio.abc.AsyncResource) -> None:
             await stream.aclose()
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass
+
+
+# Time allowed to hand the reply line to a client that stopped reading.
+REPLY_TIMEOUT_S = 10.0
+
+
+def error_line(error: PasteError) -> bytes:
+    """The one place a PasteError becomes a netcat answer."""
+    message = error.message if error.reason != "internal" else "internal error, try again"
+    return f"error: {message}\n".encode()
+
+
+async def refuse(stream: trio.abc.Stream, line: bytes, config: Config, *, still_sending: bool = True) -> None:
+    """Send the error line, then read and discard what the client still
+    sends (bounded), so the line is shown instead of a connection reset.
+    A client that has sent nothing at all (``still_sending`` False) leaves
+    nothing unread to cause a reset: close at once instead of draining."""
+    if await send_quietly(stream, line, timeout_s=REPLY_TIMEOUT_S) and still_sending:
+        await drain(stream, timeout_s=config.drain_timeout_s, max_bytes=config.drain_max_bytes)

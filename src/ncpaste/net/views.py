@@ -8,7 +8,6 @@ loop in blocks so a 10 MiB log never stalls other connections.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
 import trio
 
@@ -16,10 +15,8 @@ from ncpaste.core.ansi import AnsiState
 from ncpaste.core.http import http_date
 from ncpaste.core.slicing import LogQuery, apply
 from ncpaste.core.view import PageInfo, render_head, render_lines, render_tail
+from ncpaste.net.pastes import PasteService
 from ncpaste.store import StoredPaste
-
-if TYPE_CHECKING:
-    from ncpaste.net.pastes import PasteService
 
 # Lines rendered per worker-thread call: big enough to amortise the hop,
 # small enough that the first screen of a huge log arrives at once.

@@ -2,13 +2,14 @@
 
 The shell sees only ``PasteStore``: create (key from the pool, or a claimed
 alias), get, take (burn after read), delete, sweep expired, refill the key
-pool, stats. The embedded LMDB store is the default implementation; a
+pool, stats; it hands over plain bytes and options, and ``records`` owns the
+format every backend writes. The embedded LMDB store is the default implementation; a
 networked multi-node backend implements the same protocol.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from ncpaste.core.paste import LiveEnd, PasteMeta
@@ -16,18 +17,26 @@ from ncpaste.core.paste import LiveEnd, PasteMeta
 
 @dataclass(frozen=True, slots=True)
 class NewPaste:
-    """A validated, already-compressed paste waiting to be stored."""
+    """A validated paste waiting to be stored: its plain bytes and options.
+    How it is laid out (compression, checksum, flags) is the store's business."""
 
-    frame: bytes
-    size: int
-    checksum: bytes
+    body: bytes | bytearray
     token_hash: bytes
     expire_s: int
     burn: bool = False
     alias: str | None = None
-    #: > 0: a live paste, open for at most this long; its bytes come later
-    #: through append_live and it expires ``expire_s`` after finish_live.
-    live_hold_s: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NewLivePaste:
+    """A live paste to open: its bytes come later through append_live, and
+    it expires ``expire_s`` after finish_live."""
+
+    token_hash: bytes
+    expire_s: int
+    #: It stays open at most this long.
+    hold_s: int
+    alias: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +44,9 @@ class Created:
     key: str
     created_ms: int
     expires_ms: int
+    #: What the store keeps of it (the compressed frame), for the log line;
+    #: not part of what identifies the created paste.
+    stored_bytes: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +54,8 @@ class StoredPaste:
     key: str
     meta: PasteMeta
     #: The zstd frame as stored (decompress with ``codec.decompress``).
+    #: The zstd frame as stored: sent as is to clients that take zstd;
+    #: ``records.open_stored`` gives the verified plain bytes.
     frame: bytes | memoryview
 
 
@@ -61,6 +75,10 @@ class PasteStore(Protocol):
     async def create(self, paste: NewPaste) -> Created:
         """Store durably; return only once the paste is committed to disk.
         Raises AliasTaken, StorageFull."""
+        ...
+
+    async def create_live(self, paste: NewLivePaste) -> Created:
+        """Open a live paste durably (its URL may be handed out then)."""
         ...
 
     async def get(self, key: str) -> StoredPaste | None:

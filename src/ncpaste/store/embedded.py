@@ -18,8 +18,9 @@ import trio
 
 from ncpaste.core.errors import PasteError
 from ncpaste.core.paste import LiveEnd
-from ncpaste.store import Created, NewPaste, StoredPaste, StoreStats, codec
+from ncpaste.store import Created, NewLivePaste, NewPaste, StoredPaste, StoreStats, codec, records
 from ncpaste.store.lmdb_store import LmdbStore
+from ncpaste.store.records import Packed
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -39,7 +40,7 @@ REFILL_BATCH = 1000
 
 @dataclass(eq=False)
 class _PendingCreate:
-    paste: NewPaste
+    paste: Packed
     done: trio.Event = field(default_factory=trio.Event)
     result: Created | PasteError | None = None
 
@@ -88,6 +89,14 @@ class EmbeddedStore:
         return await trio.to_thread.run_sync(fn, *args, limiter=self._writer)
 
     async def create(self, paste: NewPaste) -> Created:
+        # Compressed before it joins the queue: the writer's critical section
+        # holds only the LMDB write itself.
+        return await self._queue(await records.pack_off_loop(paste))
+
+    async def create_live(self, paste: NewLivePaste) -> Created:
+        return await self._queue(records.pack_live(paste))
+
+    async def _queue(self, paste: Packed) -> Created:
         pending = _PendingCreate(paste)
         await self._send.send(pending)
         await pending.done.wait()
@@ -108,20 +117,16 @@ class EmbeddedStore:
         await self._in_writer(self._store.delete, key, token, self._clock_ms())
 
     async def sweep_expired(self) -> int:
-        total = 0
-        while True:
-            removed = await self._in_writer(self._store.sweep_expired, self._clock_ms(), SWEEP_BATCH)
-            total += removed
-            if removed < SWEEP_BATCH:
-                return total
+        async def step() -> int:
+            return await self._in_writer(self._store.sweep_expired, self._clock_ms(), SWEEP_BATCH)
+
+        return await records.in_batches(step, SWEEP_BATCH)
 
     async def refill_pool(self) -> int:
-        total = 0
-        while True:
-            added = await self._in_writer(self._store.refill_pool, REFILL_BATCH)
-            total += added
-            if added < REFILL_BATCH:
-                return total
+        async def step() -> int:
+            return await self._in_writer(self._store.refill_pool, REFILL_BATCH)
+
+        return await records.in_batches(step, REFILL_BATCH)
 
     async def append_live(self, key: str, seq: int, data: bytes, size: int) -> None:
         frame = await trio.to_thread.run_sync(codec.compress, data)

@@ -14,6 +14,7 @@ in worker threads.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import os
@@ -27,17 +28,11 @@ from typing import TypeVar
 import lmdb
 
 from ncpaste.core import keys
-from ncpaste.core.errors import (
-    AliasTaken,
-    Forbidden,
-    NotFound,
-    PasteError,
-    StorageFull,
-    StorageUnavailable,
-)
-from ncpaste.core.paste import FLAG_ALIAS, FLAG_BURN, FLAG_OPEN, LiveEnd, PasteMeta
-from ncpaste.store import Created, NewPaste, StoredPaste, StoreStats, codec
+from ncpaste.core.errors import PasteError, StorageFull, StorageUnavailable
+from ncpaste.core.paste import LiveEnd, PasteMeta
+from ncpaste.store import Created, StoredPaste, StoreStats, codec, records
 from ncpaste.store.codec import decode_meta, encode_record, record_frame
+from ncpaste.store.records import MAX_LIVE_GROUP_BYTES, Packed
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -54,9 +49,6 @@ EXPIRY_KEY = struct.Struct(">Q")
 _EXPIRY = EXPIRY_KEY
 # Live groups: key + NUL + 8-byte big-endian group number (0 is the marker).
 _LIVE_SUFFIX = 9
-# One live group holds at most what arrives in one commit interval; the size
-# limit of a paste bounds it in any case.
-MAX_LIVE_GROUP_BYTES = 1 << 31
 # Start small (the file is sparse anyway) and double when full.
 INITIAL_MAP_BYTES = 1 << 30
 # Address space is plentiful on 64-bit; this only stops a runaway loop.
@@ -206,7 +198,7 @@ class LmdbStore:
     # -- writes --------------------------------------------------------------
 
     def create_batch(
-        self, items: Sequence[NewPaste], now_ms: int
+        self, items: Sequence[Packed], now_ms: int
     ) -> list[Created | PasteError]:
         """Store many pastes in one transaction: one fsync for all of them.
 
@@ -240,13 +232,39 @@ class LmdbStore:
             raw = key.encode()
             record = txn.get(raw, db=self._pastes)
             if record is None or self._live(key, record, now_ms) is None:
-                raise NotFound("no such paste (it may have expired)")
+                raise records.no_such_paste()
             meta = decode_meta(record)
             if not keys.token_matches(token, meta.token_hash):
-                raise Forbidden("wrong delete token")
+                raise records.wrong_token()
             self._remove(txn, raw, meta)
 
         self._write(work)
+
+    def remove(self, key: str, now_ms: int) -> str | None:
+        """An operator's delete, no token asked: ``removed``, ``damaged``
+        (an unreadable record, which is what ``check`` reports and an admin
+        delete is for), or None when there is no such unexpired paste.
+        Everything the paste has goes in one transaction: record, expiry
+        entry, and the groups of an open live paste."""
+
+        def work(txn: lmdb.Transaction[bytes]) -> str | None:
+            raw = key.encode()
+            record = txn.get(raw, db=self._pastes)
+            if record is None:
+                return None
+            try:
+                meta = decode_meta(record)
+            except (ValueError, struct.error):
+                # Its expiry entry, if any, is stale now; the sweeper drops those.
+                txn.delete(raw, db=self._pastes)
+                self._drop_live(txn, raw)
+                return "damaged"
+            if meta.expires_ms <= now_ms:
+                return None  # gone for every reader already; the sweeper removes it
+            self._remove(txn, raw, meta)
+            return "removed"
+
+        return self._write(work)
 
     def sweep_expired(self, now_ms: int, limit: int) -> int:
         """Remove up to ``limit`` expired pastes, walking the expiry index from
@@ -289,32 +307,25 @@ class LmdbStore:
 
         return self._write(work)
 
-    def _create_one(self, txn: lmdb.Transaction[bytes], item: NewPaste, now_ms: int) -> Created | PasteError:
+    def _create_one(self, txn: lmdb.Transaction[bytes], item: Packed, now_ms: int) -> Created | PasteError:
         if item.alias is not None:
             raw = item.alias.encode()
             existing = txn.get(raw, db=self._pastes)
             if existing is not None:
                 meta = decode_meta(existing)
                 if meta.expires_ms > now_ms:
-                    return AliasTaken(
-                        f"alias {item.alias!r} is taken: choose another name or leave alias out"
-                    )
+                    return records.alias_taken(item.alias)
                 self._remove(txn, raw, meta)  # expired, not swept yet: the name is free
             txn.delete(raw, db=self._pool)  # never hand this name out as a random key
         else:
             raw = self._key_from_pool(txn)
-        flags = (FLAG_BURN if item.burn else 0) | (FLAG_ALIAS if item.alias else 0)
-        expires_ms = now_ms + item.expire_s * 1000
-        if item.live_hold_s:
-            # Open: never swept while it may still be written; group 0 is a
-            # marker that carries the asked expiry (for crash recovery).
-            flags |= FLAG_OPEN
-            expires_ms += item.live_hold_s * 1000
+        if item.is_live:
+            # Group 0 is a marker that carries the asked expiry (for crash recovery).
             txn.put(_live_key(raw, 0), _EXPIRY.pack(item.expire_s), db=self._live_db)
-        meta = PasteMeta(now_ms, expires_ms, item.size, item.checksum, item.token_hash, flags)
+        meta = item.meta(now_ms)
         txn.put(raw, encode_record(meta, item.frame), db=self._pastes)
-        txn.put(_EXPIRY.pack(expires_ms) + raw, b"", db=self._expiry)
-        return Created(raw.decode(), now_ms, expires_ms)
+        txn.put(_EXPIRY.pack(meta.expires_ms) + raw, b"", db=self._expiry)
+        return Created(raw.decode(), now_ms, meta.expires_ms, len(item.frame))
 
     # -- live pastes ---------------------------------------------------------
 
@@ -325,9 +336,9 @@ class LmdbStore:
             raw = key.encode()
             record = txn.get(raw, db=self._pastes)
             if record is None or not decode_meta(record).is_open:
-                raise NotFound("the live paste is gone (deleted)")
+                raise records.live_paste_gone()
             meta = decode_meta(record)
-            grown = PasteMeta(meta.created_ms, meta.expires_ms, size, meta.checksum, meta.token_hash, meta.flags)
+            grown = dataclasses.replace(meta, size=size)
             txn.put(raw, encode_record(grown, b""), db=self._pastes)
             txn.put(_live_key(raw, seq), frame, db=self._live_db)
 
@@ -362,15 +373,8 @@ class LmdbStore:
             if not body:
                 self._remove(txn, raw, meta)
                 return None
-            final = PasteMeta(
-                meta.created_ms,
-                now_ms + expire_s * 1000,
-                len(body),
-                codec.checksum(body),
-                meta.token_hash,
-                (meta.flags & ~FLAG_OPEN) | end.flags,
-            )
-            txn.put(raw, encode_record(final, codec.compress(body)), db=self._pastes)
+            final, frame = records.finished(meta, body, expire_s, end, now_ms)
+            txn.put(raw, encode_record(final, frame), db=self._pastes)
             txn.delete(_EXPIRY.pack(meta.expires_ms) + raw, db=self._expiry)
             txn.put(_EXPIRY.pack(final.expires_ms) + raw, b"", db=self._expiry)
             self._drop_live(txn, raw)

@@ -40,7 +40,6 @@ import logging
 import os
 import random
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,10 +48,11 @@ import lmdb
 import trio
 
 from ncpaste.core import keys
-from ncpaste.core.errors import AliasTaken, CorruptPaste, Forbidden, NotFound, PasteError, StorageUnavailable
-from ncpaste.core.paste import FLAG_ALIAS, FLAG_BURN, FLAG_OPEN, LiveEnd, PasteMeta
-from ncpaste.store import Created, NewPaste, StoredPaste, StoreStats, codec
-from ncpaste.store.lmdb_store import MAX_LIVE_GROUP_BYTES
+from ncpaste.core.errors import CorruptPaste, PasteError, StorageUnavailable
+from ncpaste.core.lru import ByteLRU
+from ncpaste.core.paste import LiveEnd, PasteMeta
+from ncpaste.store import Created, NewLivePaste, NewPaste, StoredPaste, StoreStats, codec, records
+from ncpaste.store.records import MAX_LIVE_GROUP_BYTES, Packed
 from ncpaste.store.s3_client import PreconditionFailed, S3Client, S3Object
 
 log = logging.getLogger(__name__)
@@ -294,9 +294,7 @@ class S3Store:
         self._pool = pool
         self._clock_ms = clock_ms
         self._cache_ttl_ms = int(cache_ttl_s * 1000)
-        self._cache_bytes = cache_bytes
-        self._cache: OrderedDict[str, _Cached] = OrderedDict()
-        self._cached_bytes = 0
+        self._cache: ByteLRU[_Cached] = ByteLRU(cache_bytes, CACHE_ITEM_MAX_BYTES, lambda c: len(c.paste.frame))
         self._marks, self._marks_queued = trio.open_memory_channel[_PendingMark](MAX_PENDING_MARKS)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -341,22 +339,22 @@ class S3Store:
     # -- create ----------------------------------------------------------------
 
     async def create(self, paste: NewPaste) -> Created:
+        return await self._create(await records.pack_off_loop(paste))
+
+    async def create_live(self, paste: NewLivePaste) -> Created:
+        return await self._create(records.pack_live(paste))
+
+    async def _create(self, paste: Packed) -> Created:
         now = self._clock_ms()
-        flags = (FLAG_BURN if paste.burn else 0) | (FLAG_ALIAS if paste.alias else 0)
-        expires = now + paste.expire_s * 1000
-        live_expire_s = None
-        if paste.live_hold_s:
-            flags |= FLAG_OPEN
-            expires += paste.live_hold_s * 1000
-            live_expire_s = paste.expire_s
-        meta = PasteMeta(now, expires, paste.size, paste.checksum, paste.token_hash, flags)
+        meta = paste.meta(now)
+        live_expire_s = paste.expire_s if paste.is_live else None
         if paste.alias is not None:
             key = await self._create_alias(paste.alias, paste.frame, meta, live_expire_s)
         else:
             key = await self._create_random(paste.frame, meta, live_expire_s)
-        if paste.live_hold_s:
+        if paste.is_live:
             await trio.to_thread.run_sync(self._pool.mark_open, key, True)
-        return Created(key, now, expires)
+        return Created(key, now, meta.expires_ms, len(paste.frame))
 
     async def _create_random(self, frame: bytes, meta: PasteMeta, live_expire_s: int | None) -> str:
         for _ in range(MAX_KEY_ATTEMPTS):
@@ -380,7 +378,7 @@ class S3Store:
             # Expired but not swept yet: the name is free once that
             # generation is removed (by us, or by whoever claimed it).
             await self._remove(alias, _generation_of(existing), abandoned_ok=True)
-        raise AliasTaken(f"alias {alias!r} is taken: choose another name or leave alias out")
+        raise records.alias_taken(alias)
 
     async def _put_new(self, key: str, frame: bytes, meta: PasteMeta, live_expire_s: int | None) -> bool:
         """Marker first, then the create-only PUT of a new generation; False
@@ -409,7 +407,6 @@ class S3Store:
                 self._forget(key)
                 return None
             if now - cached.checked_ms < self._cache_ttl_ms:
-                self._cache.move_to_end(key)
                 return cached.paste
         # A whole GET, not a conditional one: an ETag is the body's MD5, so a
         # paste deleted and written again under its alias with the same
@@ -434,19 +431,13 @@ class S3Store:
         return (paste, _generation_of(obj)) if paste.meta.expires_ms > self._clock_ms() else None
 
     def _remember(self, key: str, paste: StoredPaste, now: int) -> None:
-        if paste.meta.is_open or paste.meta.burn or len(paste.frame) > CACHE_ITEM_MAX_BYTES:
+        if paste.meta.is_open or paste.meta.burn:
+            self._forget(key)
             return
-        self._forget(key)
-        self._cache[key] = _Cached(paste, now)
-        self._cached_bytes += len(paste.frame)
-        while self._cached_bytes > self._cache_bytes:
-            _, old = self._cache.popitem(last=False)
-            self._cached_bytes -= len(old.paste.frame)
+        self._cache.put(key, _Cached(paste, now))
 
     def _forget(self, key: str) -> None:
-        old = self._cache.pop(key, None)
-        if old is not None:
-            self._cached_bytes -= len(old.paste.frame)
+        self._cache.drop(key)
 
     # -- remove ----------------------------------------------------------------
 
@@ -459,11 +450,11 @@ class S3Store:
     async def delete(self, key: str, token: str) -> None:
         found = await self._fetch(key)
         if found is None:
-            raise NotFound("no such paste (it may have expired)")
+            raise records.no_such_paste()
         if not keys.token_matches(token, found[0].meta.token_hash):
-            raise Forbidden("wrong delete token")
+            raise records.wrong_token()
         if not await self._remove(key, found[1]):
-            raise NotFound("no such paste (it may have expired)")
+            raise records.no_such_paste()
 
     async def _remove(self, key: str, generation: str, *, abandoned_ok: bool = False) -> bool:
         """Claim ``generation`` of ``key`` and delete it; False if someone
@@ -571,12 +562,10 @@ class S3Store:
     # -- key pool and stats ------------------------------------------------------
 
     async def refill_pool(self) -> int:
-        total = 0
-        while True:
-            added = await trio.to_thread.run_sync(self._pool.refill, REFILL_BATCH)
-            total += added
-            if added < REFILL_BATCH:
-                return total
+        async def step() -> int:
+            return await trio.to_thread.run_sync(self._pool.refill, REFILL_BATCH)
+
+        return await records.in_batches(step, REFILL_BATCH)
 
     async def stats(self) -> StoreStats:
         # Counting a bucket means listing all of it; that is the engine's job
@@ -595,7 +584,7 @@ class S3Store:
     async def append_live(self, key: str, seq: int, data: bytes, size: int) -> None:
         head = await self._s3.head(PASTE_PREFIX + key)
         if head is None or not _meta_of(head).is_open:
-            raise NotFound("the live paste is gone (deleted)")
+            raise records.live_paste_gone()
         frame = await trio.to_thread.run_sync(codec.compress, data)
         await self._s3.put(self._group_name(key, seq), frame, content_type="application/zstd")
 
@@ -648,10 +637,7 @@ class S3Store:
             await self._drop_groups(key)
             await trio.to_thread.run_sync(self._pool.mark_open, key, False)
             return False
-        now = self._clock_ms()
-        flags = (meta.flags & ~FLAG_OPEN) | end.flags
-        final = PasteMeta(meta.created_ms, now + expire_s * 1000, len(body), codec.checksum(body), meta.token_hash, flags)
-        frame = await trio.to_thread.run_sync(codec.compress, body)
+        final, frame = await trio.to_thread.run_sync(records.finished, meta, body, expire_s, end, self._clock_ms())
         await self._write_marker([_Due(key, generation, final.expires_ms)])
         # Overwrite, same generation: this node created the open paste and
         # is its only writer.
