@@ -6,6 +6,7 @@ the answer. Nothing here touches a socket or the store.
 
 from __future__ import annotations
 
+import enum
 import functools
 import re
 from dataclasses import dataclass, field
@@ -39,9 +40,26 @@ _RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)")
 ROBOTS_TXT = b"User-agent: *\nDisallow: /\n"
 
 
+class RouteKind(enum.StrEnum):
+    """What a request asks for. A StrEnum: its value is what the request log says."""
+
+    USAGE = "usage"
+    HEALTHZ = "healthz"
+    ROBOTS = "robots"
+    METRICS = "metrics"
+    READ = "read"
+    CREATE = "create"
+    PUT = "put"
+    DELETE = "delete"
+
+    @property
+    def creates(self) -> bool:
+        return self in (RouteKind.CREATE, RouteKind.PUT)
+
+
 @dataclass(frozen=True)
 class Route:
-    kind: str  # usage | healthz | robots | read | create | put | delete
+    kind: RouteKind
     key: str | None = None
     query: str = ""
 
@@ -63,7 +81,12 @@ class ReadPlan:
     span: tuple[int, int] | None
 
 
-_STATIC_ROUTES = {"": "usage", "healthz": "healthz", "robots.txt": "robots", "metrics": "metrics"}
+_STATIC_ROUTES = {
+    "": RouteKind.USAGE,
+    "healthz": RouteKind.HEALTHZ,
+    "robots.txt": RouteKind.ROBOTS,
+    "metrics": RouteKind.METRICS,
+}
 _READ_METHODS = "GET, HEAD"
 
 
@@ -78,20 +101,20 @@ def route(method: str, target: str) -> Route:
         raise NotFound("no such paste") from None
     static = _STATIC_ROUTES.get(name)
     if static is not None:
-        if static == "usage" and method == "POST":
-            return Route("create", query=query)
-        allowed = "GET, HEAD, POST" if static == "usage" else _READ_METHODS
+        if static is RouteKind.USAGE and method == "POST":
+            return Route(RouteKind.CREATE, query=query)
+        allowed = "GET, HEAD, POST" if static is RouteKind.USAGE else _READ_METHODS
         if method not in ("GET", "HEAD"):
             raise MethodNotAllowed(f"method {method} not allowed here", allowed)
         return Route(static, query=query)
     if method == "PUT":
-        return Route("put", name, query)  # the handler explains a bad alias
+        return Route(RouteKind.PUT, name, query)  # the handler explains a bad alias
     if not keys.is_plausible_name(name):
         raise NotFound("no such paste")
     if method in ("GET", "HEAD"):
-        return Route("read", name, query)
+        return Route(RouteKind.READ, name, query)
     if method == "DELETE":
-        return Route("delete", name, query)
+        return Route(RouteKind.DELETE, name, query)
     raise MethodNotAllowed(f"method {method} not allowed here", "GET, HEAD, PUT, DELETE")
 
 

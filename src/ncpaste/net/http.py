@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from http import HTTPStatus
 
 import h11
 import trio
 
-from ncpaste.core import keys, units
+from ncpaste.core import keys, reads, units
 from ncpaste.core.errors import (
     BadOption,
     BadRequest,
@@ -27,16 +27,11 @@ from ncpaste.core.http import (
     SAFETY_HEADERS,
     TEXT_PLAIN,
     Route,
-    choose_encoding,
+    RouteKind,
     error_response,
-    html_headers,
     http_date,
-    live_headers,
-    plan_read,
     route,
-    text_headers,
     text_response,
-    wants_html,
 )
 from ncpaste.core.ingest import PasteBuilder
 from ncpaste.core.options import options_from_pairs, query_pairs
@@ -193,7 +188,7 @@ class HttpConnection:
             where = route(method, target)
             await self._dispatch(method, where, headers, client, key)
         except PasteError as error:
-            if where is not None and where.kind in ("create", "put"):
+            if where is not None and where.kind.creates:
                 self.service.metrics.paste_rejected("http", error.reason)
             await self._try_send_error(error)
         except (_Close, trio.BrokenResourceError, trio.ClosedResourceError):
@@ -208,10 +203,10 @@ class HttpConnection:
         """Metrics and the one log line of a request (never its body or token)."""
         elapsed = trio.current_time() - started
         metrics = self.service.metrics
-        kind = where.kind if where is not None else "invalid"
-        if kind in ("create", "put"):
+        kind = where.kind if where is not None else None
+        if kind is not None and kind.creates:
             metrics.observe_request("create", elapsed)
-        elif kind == "read":
+        elif kind is RouteKind.READ:
             metrics.observe_request("read", elapsed)
             metrics.bytes_out(self.sent_bytes)
         event(
@@ -219,7 +214,7 @@ class HttpConnection:
             "http.request",
             client=client,
             method=method,
-            route=kind,
+            route=kind.value if kind is not None else "invalid",
             key=where.key if where is not None and where.key else "-",
             status=self.status,
             bytes=self.sent_bytes,
@@ -229,73 +224,68 @@ class HttpConnection:
     async def _dispatch(
         self, method: str, where: Route, headers: dict[bytes, bytes], client: str, key: str
     ) -> None:
-        service = self.service
-        if where.kind == "usage":
-            await self._send_text(method, 200, service.usage)
-        elif where.kind == "healthz":
-            await service.store.ping()
-            await self._send_text(method, 200, "ok\n")
-        elif where.kind == "robots":
-            await self._send_text(method, 200, ROBOTS_TXT.decode())
-        elif where.kind == "metrics":
-            if not self.service.metrics_allowed(client):
-                raise Denied("metrics are not served to your address")
-            body, content_type = self.service.metrics.render()
-            await self._send(200, [(b"content-type", content_type), *SAFETY_HEADERS], b"" if method == "HEAD" else body)
-        elif where.kind == "read":
-            await self._read(method, where.key or "", headers, parse_log_query(where.query))
-        elif where.kind in ("create", "put"):
-            self.guard.check_paste(key)
-            await self._create(where, headers, client, key)
-        elif where.kind == "delete":
-            token = headers.get(b"x-delete-token")
-            if not token:
-                raise BadRequest("send the delete token in the X-Delete-Token header")
-            await service.store.delete(where.key or "", token.decode("latin-1"))
-            await self._send(204, [], b"")
+        await _HANDLERS[where.kind](self, _Request(method, where, headers, client, key))
+
+    async def _usage(self, request: _Request) -> None:
+        await self._send_text(request.method, 200, self.service.usage)
+
+    async def _healthz(self, request: _Request) -> None:
+        await self.service.store.ping()
+        await self._send_text(request.method, 200, "ok\n")
+
+    async def _robots(self, request: _Request) -> None:
+        await self._send_text(request.method, 200, ROBOTS_TXT.decode())
+
+    async def _metrics(self, request: _Request) -> None:
+        if not self.service.metrics_allowed(request.client):
+            raise Denied("metrics are not served to your address")
+        body, content_type = self.service.metrics.render()
+        headers = [(b"content-type", content_type), *SAFETY_HEADERS]
+        await self._send(200, headers, b"" if request.method == "HEAD" else body)
+
+    async def _read_route(self, request: _Request) -> None:
+        where = request.where
+        await self._read(request.method, where.key or "", request.headers, parse_log_query(where.query))
+
+    async def _create_route(self, request: _Request) -> None:
+        self.guard.check_paste(request.limiter_key)
+        await self._create(request.where, request.headers, request.client, request.limiter_key)
+
+    async def _delete(self, request: _Request) -> None:
+        token = request.headers.get(b"x-delete-token")
+        if not token:
+            raise BadRequest("send the delete token in the X-Delete-Token header")
+        await self.service.store.delete(request.where.key or "", token.decode("latin-1"))
+        await self._send(204, [], b"")
 
     # -- reads ---------------------------------------------------------------
 
     async def _read(self, method: str, key: str, headers: dict[bytes, bytes], query: LogQuery) -> None:
+        """Fetch what ``core.reads`` decides, and send it."""
         store = self.service.store
+        request = reads.ReadRequest.of(method, query, headers)
         paste = await store.get(key)
-        if paste is not None and paste.meta.burn and method == "GET":
+        if paste is not None and reads.takes(request, paste.meta):
             paste = await store.take(key)  # of concurrent readers, one wins
         if paste is None:
             raise NotFound("no such paste (it may have expired)")
-        accept = headers.get(b"accept")
-        html = not query.raw and not query.transforms and wants_html(accept.decode("latin-1") if accept else None)
-        if html or query.transforms:
-            await self._read_for_people(method, paste, query, html)
-            return
-        if paste.meta.is_open:
-            await self._read_open(method, paste, headers)
-            return
-        inm = headers.get(b"if-none-match")
-        rng = headers.get(b"range")
-        accept = headers.get(b"accept-encoding")
-        encoding = choose_encoding(accept.decode("latin-1")) if accept is not None and rng is None else None
+        decision = reads.decide(request, paste.meta, content_security_policy=csp())
+        await _REPRESENTATIONS[decision.representation](self, request, paste, decision)
+
+    async def _send_raw_paste(self, request: reads.ReadRequest, paste: StoredPaste, decision: reads.ReadDecision) -> None:
         hot = None if paste.meta.burn else self.service.hot.get(paste.key, paste.meta.checksum)
         payload: bytes | memoryview = b""
-        if encoding == "zstd":
+        if decision.encoding == "zstd":
             payload = paste.frame  # the stored frame, sent as is
-        elif encoding == "gzip":
+        elif decision.encoding == "gzip":
             if hot is None:
                 hot = await self._hot(paste)
             payload = hot.gzip()
-        plan = plan_read(
-            method,
-            paste.meta,
-            self.service.clock_ms(),
-            if_none_match=inm.decode("latin-1") if inm is not None else None,
-            range_header=rng.decode("latin-1") if rng is not None else None,
-            encoding=encoding,
-            encoded_size=len(payload),
-        )
+        plan = reads.plan_raw(request, paste.meta, self.service.clock_ms(), decision, len(payload))
         if plan.span is None:
             await self._send(plan.status, plan.headers, b"")
             return
-        if encoding is None:
+        if decision.encoding is None:
             if hot is None:
                 hot = await self._hot(paste)
             payload = hot.body
@@ -310,37 +300,45 @@ class HttpConnection:
             return HotPaste(paste.meta.checksum, body)
         return self.service.hot.put(paste.key, paste.meta.checksum, body)
 
-    async def _read_for_people(self, method: str, paste: StoredPaste, query: LogQuery, html: bool) -> None:
-        """The HTML view (a browser) or selected lines (?tail, ?lines, ?grep,
-        ?ansi=strip), of a finished paste or of a live one as it grows."""
-        service = self.service
-        open_paste = paste.meta.is_open
-        if query.transforms:
-            body = (await service.store.read_live(paste.key))[0] if open_paste else (await self._hot(paste)).body
-            out = await views.selected(body, query)
-            extra = [(b"cache-control", b"no-store" if open_paste or paste.meta.burn else b"private, max-age=60")]
-            await self._send(200, [*text_headers(paste.meta.state), *extra], b"" if method == "HEAD" else out)
-            return
-        await self._start_chunked(html_headers(csp()))
-        if method == "HEAD":
-            await self._send_raw(self.conn.send(h11.EndOfMessage()))
-            return
-        if not open_paste:
-            body = (await self._hot(paste)).body
-            await views.stream_html(self._send_piece, paste, body, service)
+    async def _send_selected(self, request: reads.ReadRequest, paste: StoredPaste, decision: reads.ReadDecision) -> None:
+        """?tail, ?lines, ?grep, ?ansi=strip of a finished paste, or of a live one so far."""
+        if paste.meta.is_open:
+            body = (await self.service.store.read_live(paste.key))[0]
         else:
+            body = (await self._hot(paste)).body
+        out = await views.selected(body, request.query)
+        await self._send(200, list(decision.headers), b"" if decision.head_only else out)
+
+    async def _send_html(self, request: reads.ReadRequest, paste: StoredPaste, decision: reads.ReadDecision) -> None:
+        """The HTML view of a finished paste, rendered and streamed in blocks."""
+        await self._start_chunked(list(decision.headers))
+        if not decision.head_only:
+            body = (await self._hot(paste)).body
+            await views.stream_html(self._send_piece, paste, body, self.service)
+        await self._send_raw(self.conn.send(h11.EndOfMessage()))
+
+    async def _send_html_follow(
+        self, request: reads.ReadRequest, paste: StoredPaste, decision: reads.ReadDecision
+    ) -> None:
+        """The HTML view of an open live paste, growing until its writer ends."""
+        service = self.service
+        await self._start_chunked(list(decision.headers))
+        if not decision.head_only:
             info = views.page_info(paste, service.base_url, paste.meta.size, None)
             await self._send_piece(render_head(info).encode())
             renderer = views.HtmlLines(self._send_piece)
-            live = service.live.open.get(paste.key)
-            if live is not None:
-                await stream_to_reader(renderer.feed, live, service, paste)
-            else:
-                await follow_in_store(renderer.feed, service, paste.key)
+            await self._follow(renderer.feed, paste)
             await renderer.finish()
             final = await service.store.get(paste.key)
             await self._send_piece(render_tail(views.page_info(final or paste, service.base_url, 0, None)).encode())
         await self._send_raw(self.conn.send(h11.EndOfMessage()))
+
+    async def _follow(self, send: Callable[[bytes], Awaitable[None]], paste: StoredPaste) -> None:
+        live = self.service.live.open.get(paste.key)
+        if live is not None:
+            await stream_to_reader(send, live, self.service, paste)
+        else:  # written through another worker process or node: follow the store
+            await follow_in_store(send, self.service, paste.key)
 
     async def _start_chunked(self, headers: list[tuple[bytes, bytes]]) -> None:
         """Begin a response whose length is not known yet (chunked)."""
@@ -353,42 +351,30 @@ class HttpConnection:
         for start in range(0, len(piece), SEND_PIECE_BYTES):
             await self._send_raw(self.conn.send(h11.Data(data=piece[start : start + SEND_PIECE_BYTES])))
 
-    async def _read_open(self, method: str, paste: StoredPaste, headers: dict[bytes, bytes]) -> None:
-        """A live paste still being written. GET follows it (chunked, until
-        the writer ends); HEAD and Range answer from what is committed now."""
-        live = self.service.live.open.get(paste.key)
-        rng = headers.get(b"range")
-        if method == "GET" and rng is None:
-            await self._start_chunked(live_headers())
-            if live is not None:
-                await stream_to_reader(self._send_piece, live, self.service, paste)
-            else:  # written through another worker process: follow the store
-                await follow_in_store(self._send_piece, self.service, paste.key)
-            await self._send_raw(self.conn.send(h11.EndOfMessage()))
-            return
+    async def _send_follow(self, request: reads.ReadRequest, paste: StoredPaste, decision: reads.ReadDecision) -> None:
+        """A live paste still being written, followed (chunked, until the writer ends)."""
+        await self._start_chunked(list(decision.headers))
+        await self._follow(self._send_piece, paste)
+        await self._send_raw(self.conn.send(h11.EndOfMessage()))
+
+    async def _send_open_snapshot(
+        self, request: reads.ReadRequest, paste: StoredPaste, decision: reads.ReadDecision
+    ) -> None:
+        """HEAD and Range of an open live paste: from what is committed now."""
         body, _ = await self.service.store.read_live(paste.key)
-        snapshot = replace(paste.meta, size=len(body))
-        plan = plan_read(
-            method,
-            snapshot,
-            self.service.clock_ms(),
-            if_none_match=None,
-            range_header=rng.decode("latin-1") if rng is not None else None,
-        )
-        plan_headers = [(n, v) for n, v in plan.headers if n not in (b"etag", b"cache-control")]
-        plan_headers.append((b"cache-control", b"no-store"))
+        plan = reads.plan_open_snapshot(request, paste.meta, self.service.clock_ms(), len(body))
         if plan.span is None:
-            await self._send(plan.status, plan_headers, b"")
+            await self._send(plan.status, plan.headers, b"")
             return
         start, end = plan.span
-        await self._send(plan.status, plan_headers, body[start:end])
+        await self._send(plan.status, plan.headers, body[start:end])
 
     # -- creates -------------------------------------------------------------
 
     async def _create(self, where: Route, headers: dict[bytes, bytes], client: str, key: str) -> None:
         config = self.config
         pairs = query_pairs(where.query)
-        if where.kind == "put":
+        if where.kind is RouteKind.PUT:
             alias = where.key or ""
             try:
                 keys.check_alias(alias)
@@ -500,6 +486,45 @@ class HttpConnection:
         if body_unread:
             await drain(self.stream, timeout_s=self.config.drain_timeout_s, max_bytes=self.config.drain_max_bytes)
             raise _Close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """One request as its handler needs it."""
+
+    method: str
+    where: Route
+    headers: dict[bytes, bytes]
+    client: str
+    #: The per-client limiter's key for ``client``.
+    limiter_key: str
+
+
+# Route -> handler: one table instead of a chain of comparisons.
+_HANDLERS: dict[RouteKind, Callable[[HttpConnection, _Request], Awaitable[None]]] = {
+    RouteKind.USAGE: HttpConnection._usage,
+    RouteKind.HEALTHZ: HttpConnection._healthz,
+    RouteKind.ROBOTS: HttpConnection._robots,
+    RouteKind.METRICS: HttpConnection._metrics,
+    RouteKind.READ: HttpConnection._read_route,
+    RouteKind.CREATE: HttpConnection._create_route,
+    RouteKind.PUT: HttpConnection._create_route,
+    RouteKind.DELETE: HttpConnection._delete,
+}
+
+
+# Representation -> the driver that fetches and sends it.
+_REPRESENTATIONS: dict[
+    reads.Representation,
+    Callable[[HttpConnection, reads.ReadRequest, StoredPaste, reads.ReadDecision], Awaitable[None]],
+] = {
+    reads.Representation.RAW: HttpConnection._send_raw_paste,
+    reads.Representation.SELECTED: HttpConnection._send_selected,
+    reads.Representation.HTML: HttpConnection._send_html,
+    reads.Representation.HTML_FOLLOW: HttpConnection._send_html_follow,
+    reads.Representation.FOLLOW: HttpConnection._send_follow,
+    reads.Representation.OPEN_SNAPSHOT: HttpConnection._send_open_snapshot,
+}
 
 
 async def handle_http(stream: trio.SocketStream, service: PasteService) -> None:

@@ -1,0 +1,130 @@
+"""What to answer to a read, decided without I/O.
+
+The shell gets a request (method, query, headers) and a stored paste's
+metadata; this module says whether the read takes the paste (burn after
+read), which representation it gets (the stored bytes, selected lines, the
+HTML view, a live paste followed or a snapshot of what is committed), in
+which content coding, and with which status and headers. ``net/http.py``
+only fetches what the decision names and sends it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from ncpaste.core.http import (
+    ReadPlan,
+    choose_encoding,
+    html_headers,
+    live_headers,
+    plan_read,
+    text_headers,
+    wants_html,
+)
+from ncpaste.core.paste import PasteMeta
+from ncpaste.core.slicing import LogQuery
+
+# Selected lines are computed per request from immutable bytes: a private
+# cache may keep them a minute (a shared cache must not: ?grep= of a secret).
+SELECTED_MAX_AGE_S = 60
+
+
+class Representation(enum.Enum):
+    #: The stored bytes: whole, a range, or as zstd/gzip (``encoding``).
+    RAW = "raw"
+    #: ``?tail``, ``?lines``, ``?grep``, ``?ansi=strip`` of the bytes.
+    SELECTED = "selected"
+    #: The browser view of a finished paste.
+    HTML = "html"
+    #: The browser view of an open live paste, growing as it is written.
+    HTML_FOLLOW = "html-follow"
+    #: An open live paste followed with curl (chunked, until the writer ends).
+    FOLLOW = "follow"
+    #: HEAD or Range of an open live paste: from what is committed now.
+    OPEN_SNAPSHOT = "open-snapshot"
+
+
+@dataclass(frozen=True, slots=True)
+class ReadRequest:
+    """The parts of an HTTP request a read depends on."""
+
+    method: str
+    query: LogQuery
+    accept: str | None = None
+    accept_encoding: str | None = None
+    range: str | None = None
+    if_none_match: str | None = None
+
+    @classmethod
+    def of(cls, method: str, query: LogQuery, headers: Mapping[bytes, bytes]) -> ReadRequest:
+        def text(name: bytes) -> str | None:
+            value = headers.get(name)
+            return value.decode("latin-1") if value is not None else None
+
+        return cls(
+            method, query, text(b"accept"), text(b"accept-encoding"), text(b"range"), text(b"if-none-match")
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ReadDecision:
+    representation: Representation
+    #: RAW: the content coding to answer with (zstd, gzip) or None.
+    encoding: str | None = None
+    #: The response headers, for representations whose headers do not
+    #: depend on the body (SELECTED, HTML, FOLLOW).
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+    #: Send no body (HEAD).
+    head_only: bool = False
+
+
+def takes(request: ReadRequest, meta: PasteMeta) -> bool:
+    """Does this read consume the paste? A burn-after-read paste is taken by
+    the first full read (a GET; HEAD never burns), exactly once."""
+    return meta.burn and request.method == "GET"
+
+
+def decide(request: ReadRequest, meta: PasteMeta, *, content_security_policy: str) -> ReadDecision:
+    """The representation of ``meta``'s paste that ``request`` gets."""
+    head_only = request.method == "HEAD"
+    query = request.query
+    if query.transforms:
+        cache = b"no-store" if meta.is_open or meta.burn else b"private, max-age=%d" % SELECTED_MAX_AGE_S
+        headers = (*text_headers(meta.state), (b"cache-control", cache))
+        return ReadDecision(Representation.SELECTED, headers=headers, head_only=head_only)
+    if not query.raw and wants_html(request.accept):
+        kind = Representation.HTML_FOLLOW if meta.is_open else Representation.HTML
+        return ReadDecision(kind, headers=tuple(html_headers(content_security_policy)), head_only=head_only)
+    if meta.is_open:
+        if request.method == "GET" and request.range is None:
+            return ReadDecision(Representation.FOLLOW, headers=tuple(live_headers()))
+        return ReadDecision(Representation.OPEN_SNAPSHOT, head_only=head_only)
+    encoding = choose_encoding(request.accept_encoding) if request.range is None else None
+    return ReadDecision(Representation.RAW, encoding=encoding, head_only=head_only)
+
+
+def plan_raw(request: ReadRequest, meta: PasteMeta, now_ms: int, decision: ReadDecision, encoded_size: int) -> ReadPlan:
+    """Status, headers and span of a RAW answer (``encoded_size``: the
+    length of the zstd or gzip body when ``decision.encoding`` is set)."""
+    return plan_read(
+        request.method,
+        meta,
+        now_ms,
+        if_none_match=request.if_none_match,
+        range_header=request.range,
+        encoding=decision.encoding,
+        encoded_size=encoded_size,
+    )
+
+
+def plan_open_snapshot(request: ReadRequest, meta: PasteMeta, now_ms: int, committed: int) -> ReadPlan:
+    """HEAD or Range of an open live paste, of the ``committed`` bytes so
+    far: never cached (it grows), and no ETag (its checksum comes at the end)."""
+    plan = plan_read(
+        request.method, replace(meta, size=committed), now_ms, if_none_match=None, range_header=request.range
+    )
+    headers = [(name, value) for name, value in plan.headers if name not in (b"etag", b"cache-control")]
+    headers.append((b"cache-control", b"no-store"))
+    return ReadPlan(plan.status, headers, plan.span)
