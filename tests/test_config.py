@@ -57,6 +57,13 @@ def test_sweep_interval_is_a_flag_a_variable_and_a_key(tmp_path):
     assert refused.returncode == 2 and "--sweep-interval must be 1 s..1 day" in refused.stderr
 
 
+@pytest.mark.parametrize("flag", ["--allow", "--deny", "--trusted-proxy", "--metrics-allow"])
+def test_a_cidr_with_host_bits_is_refused_on_every_list(flag):
+    refused = ncpaste("config", flag, "10.1.2.3/16")
+    assert refused.returncode == 2
+    assert f"{flag}: bad CIDR '10.1.2.3/16': host bits are set; did you mean 10.1.0.0/16?" in refused.stderr
+
+
 def test_config_output_is_itself_a_valid_config_file(tmp_path):
     first = ncpaste("config", "--max-size", "5MiB", "--deny", "192.0.2.0/24", "--redact")
     saved = tmp_path / "saved.toml"

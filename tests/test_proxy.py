@@ -14,10 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ncpaste.core.addresses import in_networks, parse_networks
 from ncpaste.core.errors import BadRequest
+from ncpaste.core.forwarded import MAX_FORWARDED_HOPS, MAX_FORWARDED_VALUE_BYTES, client_from_forwarded
 from ncpaste.core.proxy import (
-    MAX_FORWARDED_HOPS,
-    MAX_FORWARDED_VALUE_BYTES,
     MAX_PROXY_HEADER_BYTES,
     MAX_V1_BYTES,
     MAX_V2_BYTES,
@@ -26,10 +26,7 @@ from ncpaste.core.proxy import (
     V2_SIGNATURE,
     ProxyHeaderError,
     ProxyResult,
-    client_from_forwarded,
-    in_networks,
     might_be_proxy_header,
-    parse_cidrs,
     parse_proxy_header,
 )
 
@@ -55,7 +52,7 @@ PP2_TYPE_AWS = 0xEA  # AWS NLB's VPC endpoint ID
 
 PAYLOAD = b"#!ncpaste expire=1h\nhello\r\n"
 
-TRUSTED_NETWORKS = parse_cidrs(["10.0.0.0/8", "2001:db8:ffff::/48"])
+TRUSTED_NETWORKS = parse_networks(["10.0.0.0/8", "2001:db8:ffff::/48"])
 
 
 def trusted(ip: str) -> bool:
@@ -565,25 +562,33 @@ def test_peer_forms() -> None:
     assert client_from_forwarded("", xff("203.0.113.7"), lambda ip: True) == ""
 
 
-# -- parse_cidrs and in_networks ---------------------------------------------------
+# -- parse_networks and in_networks ---------------------------------------------------
 
 
-def test_parse_cidrs() -> None:
-    networks = parse_cidrs(["10.0.0.0/8", " 192.0.2.1 ", "2001:db8::/32", "10.1.2.3/16", "::1"])
+def test_parse_networks() -> None:
+    networks = parse_networks(["10.0.0.0/8", " 192.0.2.1 ", "2001:db8::/32", "::ffff:10.1.0.0/112", "::1"])
     assert [str(network) for network in networks] == [
         "10.0.0.0/8",
         "192.0.2.1/32",
         "2001:db8::/32",
-        "10.1.0.0/16",  # host bits masked, as the command line accepts them
+        "10.1.0.0/16",  # IPv4-mapped: the IPv4 network
         "::1/128",
     ]
-    assert parse_cidrs([]) == ()
+    assert parse_networks([]) == ()
+
+
+def test_a_cidr_with_host_bits_is_refused_naming_what_it_probably_meant() -> None:
+    # One policy for every list (allow, deny, trusted proxies, metrics): a
+    # typo for another prefix length must not silently widen a list.
+    with pytest.raises(ValueError) as caught:
+        parse_networks(["10.1.2.3/16"])
+    assert str(caught.value) == "bad CIDR '10.1.2.3/16': host bits are set; did you mean 10.1.0.0/16?"
 
 
 @pytest.mark.parametrize("bad", ["10.0.0.0/33", "not-an-ip", "", "  ", "10.0.0.0/8/8", "2001:db8::/129", "010.0.0.0/8"])
-def test_parse_cidrs_names_the_bad_entry(bad: str) -> None:
-    with pytest.raises(ValueError, match="not an address or CIDR") as caught:
-        parse_cidrs(["10.0.0.0/8", bad, "192.0.2.0/24"])
+def test_parse_networks_names_the_bad_entry(bad: str) -> None:
+    with pytest.raises(ValueError, match="bad address or CIDR") as caught:
+        parse_networks(["10.0.0.0/8", bad, "192.0.2.0/24"])
     assert repr(bad) in str(caught.value)
 
 
@@ -606,7 +611,7 @@ def test_in_networks(ip: str, expected: bool) -> None:
 
 
 def test_in_networks_mapped_networks_match_ipv4_clients() -> None:
-    mapped = parse_cidrs(["::ffff:192.0.2.0/120"])
+    mapped = parse_networks(["::ffff:192.0.2.0/120"])
     assert in_networks("192.0.2.77", mapped)
     assert in_networks("::ffff:192.0.2.77", mapped)
     assert not in_networks("192.0.3.1", mapped)

@@ -19,6 +19,7 @@ import trio
 from ncpaste import __version__, admin, logs
 from ncpaste.config import Address, Config, check
 from ncpaste.core import units
+from ncpaste.core.addresses import parse_network
 from ncpaste.net import systemd, workers
 
 log = logging.getLogger("ncpaste")
@@ -60,12 +61,9 @@ def _on_off(text: str) -> bool:
 
 
 def _cidr(text: str) -> str:
-    import ipaddress
-
-    try:
-        ipaddress.ip_network(text.strip(), strict=False)
-    except ValueError:
-        raise ValueError(f"not an address or CIDR: {text!r}") from None
+    """Checked as every part of the server reads it (core.addresses): a
+    CIDR with host bits set is refused, naming the network it probably meant."""
+    parse_network(text)
     return text.strip()
 
 

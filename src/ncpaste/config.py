@@ -10,7 +10,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ncpaste.core import keys, units
+from ncpaste.core import keys, limits, units
 
 
 @dataclass(frozen=True)
@@ -122,18 +122,15 @@ class Config:
     # -- running in public (see README "Running in public") --
     #: Per-client limits on both ports; --limits off switches them all off.
     limits_enabled: bool = True
-    # A person or a CI job pastes a few logs a minute; 30 with a burst of 30
-    # never gets in their way and stops a script from filling the disk.
-    pastes_per_minute: int = 30
-    # Even 30 pastes a minute of 10 MiB would be 400 GiB a day; 1 GiB a day
-    # per client is generous for logs and bounds what one address can store.
-    bytes_per_day: int = 1024**3
-    # Enough for a CI runner's parallel jobs behind one NAT address.
-    connections_per_client: int = 32
+    # The limits' defaults and the reasons for them are written once, where
+    # the limiter is (core/limits.py; core does not import this module).
+    pastes_per_minute: int = limits.DEFAULT_PASTES_PER_MINUTE
+    bytes_per_day: int = limits.DEFAULT_BYTES_PER_DAY
+    connections_per_client: int = limits.DEFAULT_CONNECTIONS_PER_CLIENT
     # IPv6 clients are grouped by network: one host usually owns a whole /64.
-    ipv6_prefix: int = 64
+    ipv6_prefix: int = limits.DEFAULT_V6_PREFIX
     # Memory bound of the limiter: least recently seen clients are forgotten.
-    max_clients_tracked: int = 100_000
+    max_clients_tracked: int = limits.DEFAULT_MAX_CLIENTS_TRACKED
     #: CIDRs allowed / denied (deny wins); empty allow means everyone.
     allow: tuple[str, ...] = ()
     deny: tuple[str, ...] = ()

@@ -32,14 +32,12 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+from ncpaste.core.addresses import IPAddress, IPNetwork, parse_address, parse_network
 
 # One host usually owns a whole /64 (SLAAC, RFC 4291 section 2.5.1; RFC 8981
 # temporary addresses rotate inside it), so a /64 is the smallest IPv6 unit
 # that is one client rather than one of a client's many addresses.
 DEFAULT_V6_PREFIX = 64
-_V4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 
 # The paste bucket refills over a minute: burst = pastes_per_minute.
 MINUTE_S = 60
@@ -74,23 +72,6 @@ CONNECTIONS_RETRY_AFTER_S = 5
 REASONS = ("pastes", "bytes", "connections")
 
 
-def _unmap(addr: IPAddress) -> IPAddress:
-    """An IPv4-mapped IPv6 address (``::ffff:192.0.2.1``, what a dual-stack
-    socket reports for IPv4 peers) is the IPv4 client it stands for."""
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        return addr.ipv4_mapped
-    return addr
-
-
-def _parse_address(ip: str) -> IPAddress:
-    if not isinstance(ip, str):
-        raise ValueError(f"not an IP address: {ip!r}")
-    try:
-        return _unmap(ipaddress.ip_address(ip))
-    except ValueError:
-        raise ValueError(f"not an IP address: {ip[:64]!r}") from None
-
-
 def client_key(ip: str, *, v6_prefix: int = DEFAULT_V6_PREFIX) -> str:
     """The identity limits are counted against: the IPv4 address, or the IPv6
     ``/v6_prefix`` network holding the address (``"2001:db8:1:2::/64"``).
@@ -101,7 +82,7 @@ def client_key(ip: str, *, v6_prefix: int = DEFAULT_V6_PREFIX) -> str:
     """
     if not 0 <= v6_prefix <= 128:
         raise ValueError(f"IPv6 prefix must be 0..128, got {v6_prefix}")
-    addr = _parse_address(ip)
+    addr = parse_address(ip)
     if isinstance(addr, ipaddress.IPv4Address):
         return str(addr)
     # int() drops any zone ("%eth0"): a zone is not part of who the client is.
@@ -368,31 +349,6 @@ class _NetworkSet:
         return bool(self._by_length)
 
 
-def _parse_network(entry: str) -> IPNetwork:
-    """A CIDR or a bare address -> network; IPv4-mapped IPv6 as IPv4.
-
-    A CIDR with host bits set (``192.0.2.7/24``) is refused rather than
-    silently widened: it is usually a typo for a different prefix length.
-    Raises ValueError naming the entry.
-    """
-    if not isinstance(entry, str):
-        raise ValueError(f"bad address or CIDR {entry!r}")
-    text = entry.strip()
-    try:
-        network = ipaddress.ip_network(text)
-    except ValueError:
-        try:
-            widened = ipaddress.ip_network(text, strict=False)
-        except ValueError:
-            raise ValueError(
-                f"bad address or CIDR {entry!r}: use e.g. 192.0.2.0/24, 2001:db8::/32 or 192.0.2.7"
-            ) from None
-        raise ValueError(f"bad CIDR {entry!r}: host bits are set; did you mean {widened}?") from None
-    if isinstance(network, ipaddress.IPv6Network) and network.prefixlen >= 96 and network.subnet_of(_V4_MAPPED):
-        network = ipaddress.IPv4Network((int(network.network_address) & 0xFFFF_FFFF, network.prefixlen - 96))
-    return network
-
-
 class AccessList:
     """Which addresses may use the service: deny wins over allow, and an empty
     allow list allows everyone not denied.
@@ -418,7 +374,7 @@ class AccessList:
         v4, v6 = _NetworkSet(32), _NetworkSet(128)
         for entry in entries:
             try:
-                network = _parse_network(entry)
+                network = parse_network(entry)
             except ValueError as exc:
                 raise ValueError(f"{kind} entry: {exc}") from None
             (v4 if network.version == 4 else v6).add(network)
@@ -426,7 +382,7 @@ class AccessList:
 
     def permits(self, ip: str) -> bool:
         """May ``ip`` use the service? Raises ValueError if it is not an address."""
-        addr = _parse_address(ip)
+        addr = parse_address(ip)
         family = 0 if addr.version == 4 else 1
         if addr in self._deny[family]:
             return False
@@ -450,7 +406,7 @@ class AccessList:
                 shown = line if len(line) <= 80 else line[:80] + "..."
                 raise ValueError(f"line {number}: expected 'allow CIDR' or 'deny CIDR', got {shown!r}")
             try:
-                _parse_network(words[1])
+                parse_network(words[1])
             except ValueError as exc:
                 raise ValueError(f"line {number}: {exc}") from None
             (allow if words[0] == "allow" else deny).append(words[1])

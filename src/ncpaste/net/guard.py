@@ -17,14 +17,13 @@ from pathlib import Path
 import trio
 
 from ncpaste.config import Config
+from ncpaste.core.addresses import in_networks, parse_networks
 from ncpaste.core.errors import Denied, PasteError, RateLimited
+from ncpaste.core.forwarded import client_from_forwarded
 from ncpaste.core.limits import AccessList, ClientLimiter, LimitSettings, Refused, client_key
 from ncpaste.core.proxy import (
     ProxyHeaderError,
-    client_from_forwarded,
-    in_networks,
     might_be_proxy_header,
-    parse_cidrs,
     parse_proxy_header,
 )
 from ncpaste.net.streams import RECEIVE_BYTES
@@ -62,7 +61,7 @@ class Guard:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.limiter = ClientLimiter(_limit_settings(config))
-        self.trusted = parse_cidrs(config.trusted_proxies)
+        self.trusted = parse_networks(config.trusted_proxies)
         self.acl = self._load_acl()
         self._permitted: dict[str, str] = {}
 
@@ -85,7 +84,7 @@ class Guard:
             self.config = config
         try:
             acl = self._load_acl()
-            trusted = parse_cidrs(self.config.trusted_proxies)
+            trusted = parse_networks(self.config.trusted_proxies)
         except (OSError, ValueError) as exc:
             self.config = previous
             log.error("access lists not reloaded, keeping the old ones: %s", exc)

@@ -13,10 +13,10 @@ import trio
 
 from ncpaste.config import Config
 from ncpaste.core import keys, units
+from ncpaste.core.addresses import in_networks, parse_networks
 from ncpaste.core.errors import CorruptPaste
 from ncpaste.core.http import usage_text
 from ncpaste.core.options import PasteOptions, PastePlan, resolve
-from ncpaste.core.proxy import in_networks, parse_cidrs
 from ncpaste.core.redact import redact
 from ncpaste.logs import event
 from ncpaste.net.guard import Guard
@@ -51,7 +51,7 @@ class PasteService:
         self.metrics = metrics or Metrics()
         self.hot = HotCache()
         self.live = LiveRegistry()
-        self._metrics_allow = parse_cidrs(config.metrics_allow)
+        self._metrics_allow = parse_networks(config.metrics_allow)
         self.clock_ms = clock_ms
         self.base_url = base_url.rstrip("/")
         #: The usage page names the real URL and netcat port; built once.
