@@ -29,10 +29,10 @@ from pathlib import Path
 import lmdb
 import pytest
 
-from ncpaste import admin, progress
+from ncpaste.commands import admin, progress
+from ncpaste.commands.progress import Progress
 from ncpaste.core import keys
 from ncpaste.core.errors import Forbidden, NotFound
-from ncpaste.progress import Progress
 from ncpaste.store import Created, NewLivePaste, NewPaste, codec
 from ncpaste.store.lmdb_store import LmdbStore
 from ncpaste.store.maintenance import check, open_readonly
@@ -47,10 +47,10 @@ TOKEN = "delete-token"
 SECRET = b"SECRET-BODY"
 # Bound on each subprocess: a hang fails the test instead of CI.
 SUBPROCESS_TIMEOUT_S = 60
-# The CLI as it will look once cli.py registers the admin commands.
+# The admin commands on their own parser, as ncpaste.commands registers them.
 ADMIN_SCRIPT = """
 import argparse, sys
-from ncpaste import admin
+from ncpaste.commands import admin
 parser = argparse.ArgumentParser(prog="ncpaste")
 admin.add_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
 sys.exit(admin.run(parser.parse_args(sys.argv[1:])))

@@ -1,5 +1,5 @@
 """systemd integration: socket activation, sd_notify and the watchdog
-(``ncpaste.net.systemd``), and the unit files in ``systemd/``.
+(``ncpaste.process.systemd``), and the unit files in ``systemd/``.
 
 Inherited sockets are tested in a child process that really has them on fds
 3, 4, ... with ``LISTEN_PID`` equal to its own pid, started either by a small
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from ncpaste.net import systemd
+from ncpaste.process import systemd
 
 REPO = Path(__file__).resolve().parent.parent
 UNIT_DIR = REPO / "systemd"
@@ -54,7 +54,7 @@ needs_socket_activate = pytest.mark.skipif(
 # JSON, including what a child of its own would inherit.
 CHILD = r"""
 import json, os, subprocess, sys
-from ncpaste.net.systemd import inherited_sockets
+from ncpaste.process.systemd import inherited_sockets
 
 try:
     found = inherited_sockets()
@@ -379,7 +379,7 @@ def test_notify_never_blocks_on_a_full_queue(notify_receiver) -> None:
     _, path = notify_receiver
     loop = (
         "import sys, time\n"
-        "from ncpaste.net.systemd import notify\n"
+        "from ncpaste.process.systemd import notify\n"
         "for sent in range(100_000):\n"
         "    started = time.monotonic()\n"
         "    if not notify('WATCHDOG=1', {'NOTIFY_SOCKET': sys.argv[1]}):\n"

@@ -1,3 +1,3 @@
-from ncpaste.cli import main
+from ncpaste.commands import main
 
 raise SystemExit(main())

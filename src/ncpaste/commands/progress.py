@@ -15,6 +15,8 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Protocol
 
+from ncpaste.commands.common import is_tty
+
 # A terminal redraw at most this often: ten frames a second looks live, and a
 # loop over millions of small records must not spend its time drawing.
 TTY_REDRAW_S = 0.1
@@ -31,13 +33,6 @@ class Writable(Protocol):
     def write(self, text: str, /) -> int: ...
 
     def flush(self) -> None: ...
-
-
-def _is_tty(stream: Writable) -> bool:
-    try:
-        return bool(stream.isatty())  # type: ignore[attr-defined]  # optional: caught below
-    except (AttributeError, ValueError, OSError):  # no isatty, or a closed stream
-        return False
 
 
 def human_bytes(count: float) -> str:
@@ -74,7 +69,7 @@ class Progress:
         # Resolved now, not at import: tests and callers swap sys.stderr.
         self._stream = sys.stderr if stream is None else stream
         self._clock = clock
-        self._tty = _is_tty(self._stream)
+        self._tty = is_tty(self._stream)
         self._started = clock()
         self._last_shown: float | None = None
         self._last_logged = self._started

@@ -35,8 +35,8 @@ from pathlib import Path
 import trio
 
 from ncpaste.config import Address, Config
-from ncpaste.net import systemd
 from ncpaste.net.metrics import MULTIPROC_ENV
+from ncpaste.process import systemd
 
 log = logging.getLogger(__name__)
 

@@ -52,10 +52,11 @@ from typing import IO, Any, BinaryIO
 
 import lmdb
 
+from ncpaste.commands.common import DATA_DIR_HELP, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, data_dir_of, is_tty
+from ncpaste.commands.progress import Progress, human_bytes
 from ncpaste.core import keys
 from ncpaste.core.errors import PasteError
 from ncpaste.core.paste import FLAG_ALIAS, FLAG_BURN, PasteMeta
-from ncpaste.progress import Progress, human_bytes
 from ncpaste.store import codec
 from ncpaste.store.lmdb_store import EXPIRY_KEY as _EXPIRY
 from ncpaste.store.lmdb_store import INITIAL_MAP_BYTES, MAX_MAP_BYTES, MAX_READERS, LmdbStore
@@ -71,13 +72,9 @@ from ncpaste.store.maintenance import shown_key as _shown
 
 log = logging.getLogger(__name__)
 
-#: The subcommands ``add_commands`` registers (``cli`` dispatches these to ``run``).
+#: The subcommands ``add_commands`` registers (``ncpaste.commands`` dispatches these to ``run``).
 COMMANDS = ("stats", "get", "delete", "sweep", "export", "import")
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-# What shells report for a command stopped by Ctrl-C (128 + SIGINT).
-EXIT_INTERRUPTED = 130
 
 EXPORT_FORMAT = "ncpaste-export"
 EXPORT_END_FORMAT = "ncpaste-export-end"
@@ -114,7 +111,6 @@ MAX_TIME_MS = (1 << 63) - 1
 
 _HEX_RE = re.compile(rb"[0-9a-fA-F]*")
 
-DATA_DIR_HELP = "the server's data dir (default $NCPASTE_DATA_DIR, else ./data) [NCPASTE_DATA_DIR]"
 
 
 class AdminError(Exception):
@@ -214,7 +210,7 @@ def run(args: argparse.Namespace, *, clock_ms: Callable[[], int] | None = None) 
         return EXIT_FAILURE
     now_ms = (clock_ms or _wall_clock_ms)()
     context = _Context(
-        data_dir=args.data_dir or Path(os.environ.get("NCPASTE_DATA_DIR", "./data")),
+        data_dir=data_dir_of(args),
         now_ms=now_ms,
         quiet=getattr(args, "quiet", False),
     )
@@ -502,7 +498,7 @@ def _sweep(args: argparse.Namespace, context: _Context) -> int:
 
 def _export(args: argparse.Namespace, context: _Context) -> int:
     to_stdout = args.file == "-"
-    if to_stdout and _is_tty(sys.stdout):
+    if to_stdout and is_tty(sys.stdout):
         raise AdminError("refusing to write an export to a terminal: give a FILE or redirect stdout")
     target = None if to_stdout else Path(args.file)
     if target is not None and target.exists() and not args.force:
@@ -610,13 +606,6 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _is_tty(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError, OSError):
-        return False
 
 
 class _LineReport:

@@ -1,32 +1,23 @@
-"""Command line: ``ncpaste serve``. Flags win over ``NCPASTE_*`` environment variables."""
+"""The server's settings: the flag table, and flags, environment and config file merged.
+
+Flags win over ``NCPASTE_*`` environment variables, which win over the
+``--config`` file, which wins over ``Config``'s defaults.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
-import signal
-import sys
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import trio
-
-from ncpaste import __version__, admin, logs
 from ncpaste.config import Address, Config, check
 from ncpaste.core import units
 from ncpaste.core.addresses import parse_network
-from ncpaste.net import systemd, workers
-
-log = logging.getLogger("ncpaste")
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
 
 
 @dataclass(frozen=True)
@@ -151,7 +142,7 @@ class ConfigError(Exception):
     """A setting cannot be used; the message names the flag, variable or key."""
 
 
-def _add_server_flags(command: argparse.ArgumentParser) -> None:
+def add_server_flags(command: argparse.ArgumentParser) -> None:
     command.add_argument("--config", metavar="FILE", type=Path,
                          help=f"TOML file with the same keys as the flags, e.g. max-size = \"10MiB\" [{CONFIG_ENV}]")
     for setting in SERVE_SETTINGS:
@@ -162,52 +153,6 @@ def _add_server_flags(command: argparse.ArgumentParser) -> None:
             command.add_argument(setting.flag, action="append", metavar=setting.metavar, help=helptext)
         else:
             command.add_argument(setting.flag, metavar=setting.metavar, help=helptext)
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ncpaste", description="Terminal-native paste service: pipe text to netcat, get a URL."
-    )
-    parser.add_argument("--version", action="version", version=f"ncpaste {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    precedence = (
-        "Every flag can also be set as an environment variable (NCPASTE_DATA_DIR, "
-        "NCPASTE_MAX_SIZE, ...) or as a key in the --config file (data-dir, max-size, ...). "
-        "Precedence: flag > environment > file > default."
-    )
-    serve = commands.add_parser(
-        "serve",
-        help="run the server",
-        description="Run the netcat and HTTP listeners on an embedded LMDB store.",
-        epilog=precedence,
-    )
-    _add_server_flags(serve)
-    config = commands.add_parser(
-        "config",
-        help="print the effective configuration and where each value comes from",
-        description="Print the configuration `serve` would run with, given the same flags, "
-        "environment and --config file. Secrets are masked.",
-        epilog=precedence,
-    )
-    _add_server_flags(config)
-    data_dir_help = "the server's data dir (default ./data) [NCPASTE_DATA_DIR]"
-    backup = commands.add_parser(
-        "backup",
-        help="consistent, compacted copy of the store, safe while the server runs",
-        description="Copy the store to DEST (a new or empty directory) while the server runs. "
-        "Restore: start the server with --data-dir DEST.",
-    )
-    backup.add_argument("dest", type=Path, metavar="DEST")
-    backup.add_argument("--data-dir", type=Path, help=data_dir_help)
-    check = commands.add_parser(
-        "check",
-        help="verify every record and index; exit 1 if anything is wrong",
-        description="Decompress every paste, verify its checksum, and cross-check the expiry "
-        "index and key pool. Safe while the server runs. Exit 0 if all is well, 1 if not.",
-    )
-    check.add_argument("--data-dir", type=Path, help=data_dir_help)
-    admin.add_commands(commands)
-    return parser
 
 
 def _file_values(path: Path | None) -> dict[str, Any]:
@@ -326,186 +271,3 @@ def show_config(args: argparse.Namespace, environ: Mapping[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _notify(state: str) -> None:
-    """Tell systemd (or, as a worker, the supervisor: which worker we are)."""
-    index = workers.worker_index()
-    systemd.notify(state if index is None else f"{state}\nWORKER={index}")
-
-
-async def _watchdog(interval_s: float) -> None:
-    """Ping the watchdog from the event loop: if the loop is stuck, the pings
-    stop and systemd (or the supervisor) restarts the process."""
-    while True:
-        _notify("WATCHDOG=1")
-        await trio.sleep(interval_s)
-
-
-async def _serve_until_signalled(
-    config: Config,
-    reread: Callable[[], Config],
-    inherited: dict[str, list[Any]],
-    watchdog_s: float | None,
-    first_worker: bool,
-) -> None:
-    from ncpaste.net.server import serve
-
-    async with trio.open_nursery() as nursery:
-
-        async def serve_then_finish(*, task_status: trio.TaskStatus[Any]) -> None:
-            await serve(
-                config, inherited=inherited, run_jobs=first_worker, recover=workers.worker_index() is None,
-                lock=workers.worker_index() is None, task_status=task_status,
-            )
-            nursery.cancel_scope.cancel()
-
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
-            running = await nursery.start(serve_then_finish)
-            _notify("READY=1\nSTATUS=serving")
-            if watchdog_s:
-                nursery.start_soon(_watchdog, watchdog_s)
-            async for signum in signals:
-                if signum == signal.SIGHUP:
-                    try:
-                        fresh = reread()
-                    except ConfigError as exc:
-                        log.error("configuration not reloaded, keeping the running one: %s", exc)
-                        continue
-                    logs.set_level(fresh.log_level)
-                    running.reload(fresh)
-                    continue
-                if running.stopping:
-                    log.warning("second signal: stopping now")
-                    nursery.cancel_scope.cancel()
-                    return
-                log.info("received %s", signal.Signals(signum).name)
-                _notify("STOPPING=1")
-                running.stop()
-
-
-def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
-    """The errors inside (possibly nested) trio nursery exception groups."""
-    found: list[BaseException] = []
-    for error in group.exceptions:
-        found.extend(_leaves(error) if isinstance(error, BaseExceptionGroup) else [error])
-    return found
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.command in ("serve", "config"):
-        try:
-            config = build_config(args, os.environ)
-            if args.command == "config":
-                sys.stdout.write(show_config(args, os.environ))
-                return EXIT_OK
-        except ConfigError as exc:
-            parser.error(str(exc))
-        logs.configure(config.log_level, config.log_format)
-        from ncpaste.net.server import StartupError, raise_fd_limit
-        from ncpaste.store.factory import StoreOpenError
-
-        raise_fd_limit()
-        try:
-            inherited = systemd.inherited_sockets()
-            watchdog_s = systemd.watchdog_interval_s()
-        except ValueError as exc:
-            print(f"ncpaste: error: systemd environment: {exc}", file=sys.stderr)
-            return EXIT_FAILURE
-        index = workers.worker_index()
-        if index is None and config.workers > 1:
-            return _supervise(config, list(argv) if argv is not None else sys.argv[1:], inherited, watchdog_s)
-        reread = lambda: build_config(args, os.environ)  # noqa: E731
-        if index is not None:
-            count = int(os.environ.get(workers.WORKER_COUNT_ENV, "1"))
-            config = workers.worker_config(config, count)
-            inherited = workers.worker_sockets()
-            reread = lambda: workers.worker_config(build_config(args, os.environ), count)  # noqa: E731
-        failures: list[BaseException] = []
-        try:
-            trio.run(_serve_until_signalled, config, reread, inherited, watchdog_s, index in (None, 0))
-        except* (StartupError, StoreOpenError) as group:
-            failures.extend(_leaves(group))
-        for error in failures:
-            print(f"ncpaste: error: {error}", file=sys.stderr)
-        return EXIT_FAILURE if failures else EXIT_OK
-    if args.command in admin.COMMANDS:
-        return admin.run(args)
-    return _maintenance(args, parser)
-
-
-def _supervise(config: Config, argv: list[str], inherited: dict[str, list[Any]], watchdog_s: float | None) -> int:
-    """--workers N: lock the data dir, bind, recover what a crash left open,
-    start the workers. The supervisor holds the lock for all its workers."""
-    from ncpaste.net.server import StartupError, lock_data_dir, recover_store
-    from ncpaste.store.factory import StoreOpenError
-
-    try:
-        held = lock_data_dir(config)
-    except StartupError as exc:
-        print(f"ncpaste: error: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    with held:
-        try:
-            listeners = workers.bind_listeners(config, inherited)
-        except OSError as exc:
-            print(f"ncpaste: error: {exc.strerror or exc}", file=sys.stderr)
-            return EXIT_FAILURE
-        try:
-            recovered = trio.run(recover_store, config)
-        except StoreOpenError as exc:
-            print(f"ncpaste: error: {exc}", file=sys.stderr)
-            return EXIT_FAILURE
-        if recovered:
-            log.warning("%d live pastes were left open by a crash: kept, marked incomplete", recovered)
-        supervisor = workers.Supervisor(
-            config.workers, argv, listeners, grace_s=config.shutdown_grace_s, watchdog_s=watchdog_s
-        )
-        code = trio.run(supervisor.run)
-    if supervisor.failed_start:
-        print(f"ncpaste: error: {supervisor.failed_start}", file=sys.stderr)
-    return code
-
-
-def _maintenance(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    """``backup`` and ``check``: one line per problem, exit 1 on failure."""
-    import lmdb
-
-    from ncpaste.store import maintenance
-
-    data_dir = args.data_dir or Path(os.environ.get("NCPASTE_DATA_DIR", "./data"))
-
-    on_terminal = sys.stderr.isatty()
-
-    def progress(message: str) -> None:
-        # On a terminal the status line is redrawn in place; in a log, one line each.
-        if on_terminal:
-            sys.stderr.write("\r\x1b[K" + message)
-            sys.stderr.flush()
-        else:
-            print(message, file=sys.stderr, flush=True)
-
-    try:
-        if args.command == "backup":
-            report = maintenance.backup(data_dir, args.dest, progress=progress)
-            if on_terminal:
-                sys.stderr.write("\n")
-            print(f"backup of {report.pastes} pastes ({report.bytes} bytes) written to {report.dest}")
-            return EXIT_OK
-        if args.command == "check":
-            checked = maintenance.check(data_dir, progress=progress)
-            if on_terminal:
-                sys.stderr.write("\n")
-            for problem in checked.problems:
-                print(f"problem: {problem}")
-            print(
-                f"checked {checked.pastes_checked} pastes "
-                f"({checked.expired_not_swept} expired, not yet swept): "
-                + ("ok" if checked.ok else f"{checked.problem_count} problems")
-            )
-            return EXIT_OK if checked.ok else EXIT_FAILURE
-    except (ValueError, OSError, lmdb.Error) as exc:
-        print(f"ncpaste: error: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    parser.error(f"unknown command {args.command}")
-    return EXIT_USAGE

@@ -1,0 +1,1 @@
+"""The process: signals, reload and watchdog, systemd glue, the --workers supervisor."""
