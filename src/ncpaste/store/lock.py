@@ -47,7 +47,8 @@ class DataDirLock:
             holder = _holder(fd)
             os.close(fd)
             who = f" (pid {holder})" if holder else ""
-            raise DataDirInUse(f"another ncpaste server is using {data_dir}{who}") from None
+            # The absolute path: "./data" says little in a unit's journal.
+            raise DataDirInUse(f"another ncpaste server is using {os.path.abspath(data_dir)}{who}") from None
         except BaseException:
             os.close(fd)
             raise
