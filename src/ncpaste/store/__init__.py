@@ -53,7 +53,6 @@ class Created:
 class StoredPaste:
     key: str
     meta: PasteMeta
-    #: The zstd frame as stored (decompress with ``codec.decompress``).
     #: The zstd frame as stored: sent as is to clients that take zstd;
     #: ``records.open_stored`` gives the verified plain bytes.
     frame: bytes | memoryview

@@ -624,28 +624,28 @@ class S3Store:
 
     async def finish_live(self, key: str, end: LiveEnd) -> bool:
         head = await self._s3.head(PASTE_PREFIX + key)
-        if head is None or not _meta_of(head).is_open:  # deleted while open
-            await self._drop_groups(key)
-            await trio.to_thread.run_sync(self._pool.mark_open, key, False)
-            return False
-        meta = _meta_of(head)
-        expire_s = int(head.meta("live-expire") or "0")
-        body, _ = await self.read_live(key)
-        generation = _generation_of(head)
-        if not body:  # nothing was written: no empty paste is kept
-            await self._remove(key, generation)
-            await self._drop_groups(key)
-            await trio.to_thread.run_sync(self._pool.mark_open, key, False)
-            return False
-        final, frame = await trio.to_thread.run_sync(records.finished, meta, body, expire_s, end, self._clock_ms())
-        await self._write_marker([_Due(key, generation, final.expires_ms)])
-        # Overwrite, same generation: this node created the open paste and
-        # is its only writer.
-        await self._s3.put(PASTE_PREFIX + key, frame, meta=_meta_headers(final, generation), content_type="application/zstd")
-        self._forget(key)
+        kept = head is not None and _meta_of(head).is_open  # else deleted while open
+        if head is not None and kept:
+            generation = _generation_of(head)
+            body, _ = await self.read_live(key)
+            if body:
+                expire_s = int(head.meta("live-expire") or "0")
+                final, frame = await trio.to_thread.run_sync(
+                    records.finished, _meta_of(head), body, expire_s, end, self._clock_ms()
+                )
+                await self._write_marker([_Due(key, generation, final.expires_ms)])
+                # Overwrite, same generation: this node created the open paste
+                # and is its only writer.
+                await self._s3.put(
+                    PASTE_PREFIX + key, frame, meta=_meta_headers(final, generation), content_type="application/zstd"
+                )
+                self._forget(key)
+            else:  # nothing was written: no empty paste is kept
+                await self._remove(key, generation)
+                kept = False
         await self._drop_groups(key)
         await trio.to_thread.run_sync(self._pool.mark_open, key, False)
-        return True
+        return kept
 
     async def _drop_groups(self, key: str) -> None:
         limiter = trio.CapacityLimiter(LIVE_FETCHES_AT_ONCE)
