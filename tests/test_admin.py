@@ -33,9 +33,9 @@ from ncpaste.commands import admin, progress
 from ncpaste.commands.progress import Progress
 from ncpaste.core import keys
 from ncpaste.core.errors import Forbidden, NotFound
-from ncpaste.store import Created, NewLivePaste, NewPaste, codec
+from ncpaste.store import Created, NewLivePaste, NewPaste, codec, embedded, lmdb_env
 from ncpaste.store.lmdb_store import LmdbStore
-from ncpaste.store.maintenance import check, open_readonly
+from ncpaste.store.maintenance import check
 from ncpaste.store.records import Packed, pack, pack_live
 
 from conftest import paste_blocking
@@ -195,17 +195,16 @@ def damage_body(path: Path, key: str) -> None:
 
 def metas(path: Path) -> dict[str, tuple[int, int, int, bool, bool]]:
     """key -> (created, expires, size, burn, alias) for every record."""
-    env = open_readonly(path)
+    store = LmdbStore(path, readonly=True)
     try:
-        db = env.open_db(b"pastes", create=False)
-        with env.begin() as txn:
+        with store.snapshot() as snap:
             out = {}
-            for raw, record in txn.cursor(db=db):
+            for raw, record in snap.txn.cursor(db=snap.pastes):
                 meta = codec.decode_meta(record)
                 out[raw.decode()] = (meta.created_ms, meta.expires_ms, meta.size, meta.burn, meta.is_alias)
             return out
     finally:
-        env.close()
+        store.close()
 
 
 def export_line(key: str, body: bytes, *, created_ms: int = NOW - 1000, expires_ms: int = NOW + HOUR_MS,
@@ -470,7 +469,7 @@ def test_sweep_removes_what_expired_and_prints_how_many(run, known, data_dir):
 
 
 def test_sweep_in_many_batches(run, data_dir, monkeypatch):
-    monkeypatch.setattr(admin, "SWEEP_BATCH", 7)
+    monkeypatch.setattr(embedded, "SWEEP_BATCH", 7)
     store = LmdbStore(data_dir)
     try:
         store.create_batch([new_paste(b"p%d" % n, expire_s=60) for n in range(30)], NOW - HOUR_MS)
@@ -688,12 +687,12 @@ def test_import_takes_the_key_out_of_the_pool(run, tmp_path):
     source = tmp_path / "e.jsonl"
     source.write_bytes(export_file(export_line("pooledKey234", b"imported")))
     assert run("import", str(source), "--data-dir", str(data_dir)).code == 0
-    env = open_readonly(data_dir)
+    store = LmdbStore(data_dir, readonly=True)
     try:
-        with env.begin() as txn:
-            assert [bytes(k) for k, _ in txn.cursor(db=env.open_db(b"pool", create=False))] == [b"pooledKey567"]
+        with store.snapshot() as snap:
+            assert [bytes(k) for k, _ in snap.txn.cursor(db=snap.pool)] == [b"pooledKey567"]
     finally:
-        env.close()
+        store.close()
     assert check(data_dir, now_ms=NOW).ok
 
 
@@ -763,7 +762,7 @@ def test_import_in_many_batches_and_a_growing_map(run, tmp_path, monkeypatch):
     # Small batches and a tiny initial map: every transaction boundary and
     # several map doublings happen inside one import.
     monkeypatch.setattr(admin, "IMPORT_BATCH_ITEMS", 7)
-    monkeypatch.setattr(admin, "INITIAL_MAP_BYTES", 64 * 1024)
+    monkeypatch.setattr(lmdb_env, "INITIAL_MAP_BYTES", 64 * 1024)
     bodies = {f"paste-{n:03d}": incompressible(n, 3000 + n * 50) for n in range(60)}
     lines = [export_line(key, body) for key, body in bodies.items()]
     lines.insert(30, export_line("paste-003", b"duplicate of an earlier batch"))

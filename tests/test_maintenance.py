@@ -21,7 +21,7 @@ import pytest
 from ncpaste.core import keys
 from ncpaste.store import Created, NewPaste, codec, maintenance
 from ncpaste.store.lmdb_store import LmdbStore
-from ncpaste.store.maintenance import backup, check, open_readonly
+from ncpaste.store.maintenance import backup, check
 from ncpaste.store.records import Packed, pack
 
 REPO = Path(__file__).resolve().parent.parent
@@ -425,7 +425,7 @@ def test_non_data_dirs_are_refused(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="not an ncpaste data dir"):
             check(path)
         with pytest.raises(ValueError, match="not an ncpaste data dir"):
-            open_readonly(path)
+            LmdbStore(path, readonly=True)
         with pytest.raises(ValueError, match="not an ncpaste data dir"):
             backup(path, tmp_path / "dest")
         assert not (tmp_path / "dest").exists()

@@ -16,8 +16,9 @@ NOW = 1_790_000_000_000
 SERVER_SIDE = textwrap.dedent(
     """
     import sys
+    import ncpaste.store.lmdb_env as lmdb_env
     import ncpaste.store.lmdb_store as lmdb_store
-    lmdb_store.INITIAL_MAP_BYTES = 256 * 1024
+    lmdb_env.INITIAL_MAP_BYTES = 256 * 1024
     from ncpaste.store import NewPaste, codec
     from ncpaste.store.records import pack
     from ncpaste.core import keys
@@ -51,9 +52,9 @@ def test_store_adopts_a_map_grown_by_another_process(tmp_path, monkeypatch):
     try:
         first_key = other.stdout.readline().strip()
         assert first_key
-        import ncpaste.store.lmdb_store as lmdb_store
+        import ncpaste.store.lmdb_env as lmdb_env
 
-        monkeypatch.setattr(lmdb_store, "INITIAL_MAP_BYTES", 256 * 1024)
+        monkeypatch.setattr(lmdb_env, "INITIAL_MAP_BYTES", 256 * 1024)
         importer = LmdbStore(data, pool_target=0)
         import random
 

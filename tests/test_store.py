@@ -14,7 +14,7 @@ import trio
 from ncpaste.core import keys
 from ncpaste.core.errors import AliasTaken, CorruptPaste, Forbidden, NotFound
 from ncpaste.core.paste import FLAG_ALIAS, FLAG_BURN, PasteMeta
-from ncpaste.store import Created, NewPaste, StoredPaste, codec, lmdb_store
+from ncpaste.store import Created, NewPaste, StoredPaste, codec, lmdb_env
 from ncpaste.store.embedded import EmbeddedStore
 from ncpaste.store.lmdb_store import LmdbStore
 from ncpaste.store.records import Packed, pack
@@ -385,7 +385,7 @@ def test_stats_counts(store: LmdbStore) -> None:
     assert stats.pastes == 4
     assert stats.pool_keys == 47
     assert stats.expiry_entries == 4
-    assert stats.map_bytes == lmdb_store.INITIAL_MAP_BYTES
+    assert stats.map_bytes == lmdb_env.INITIAL_MAP_BYTES
     assert 0 < stats.disk_bytes <= stats.map_bytes
     store.ping()
 
@@ -423,7 +423,7 @@ def hex_lines(n_bytes: int) -> bytes:
 
 def test_map_grows_when_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     small = 64 * 1024
-    monkeypatch.setattr(lmdb_store, "INITIAL_MAP_BYTES", small)
+    monkeypatch.setattr(lmdb_env, "INITIAL_MAP_BYTES", small)
     path = tmp_path / "db"
     store = LmdbStore(path, pool_target=100)
     bodies: dict[str, bytes] = {}

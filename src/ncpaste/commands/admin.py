@@ -1,13 +1,12 @@
 """Admin commands on a data dir: stats, get, delete, sweep, export, import.
 
-They run in their own process next to a live ``ncpaste serve``: LMDB lets
-many processes share one environment (one writer at a time, through the lock
-file; readers never block). Read-only commands open the environment read-only
-(``maintenance.open_readonly``) and read one snapshot; ``delete`` and ``sweep``
-go through ``LmdbStore``; ``import`` writes with its own transactions in the
-layout ``lmdb_store`` documents, in batches, so the server's own commits
-interleave. Each command opens the environment once: LMDB forbids opening one
-environment twice in one process.
+They are operations on the store (``store.AdminStore``), opened by the
+store's own factory, so they work on the embedded LMDB store and on
+``--store s3://`` alike, in their own process next to a live ``ncpaste
+serve``. On LMDB the read commands open the data dir read-only and read one
+snapshot (readers never block the server); ``delete``, ``sweep`` and
+``import`` write through the store's own transactions, in batches, so the
+server's commits interleave. On S3 a scan sees the bucket as listed.
 
 Export format (JSON Lines, UTF-8, one object a line):
 
@@ -43,31 +42,31 @@ import stat
 import struct
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-import lmdb
+import trio
 
-from ncpaste.commands.common import DATA_DIR_HELP, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, data_dir_of, is_tty
-from ncpaste.commands.progress import Progress, human_bytes
-from ncpaste.core import keys
-from ncpaste.core.errors import PasteError
-from ncpaste.core.paste import FLAG_ALIAS, FLAG_BURN, PasteMeta
-from ncpaste.store import codec
-from ncpaste.store.lmdb_store import EXPIRY_KEY as _EXPIRY
-from ncpaste.store.lmdb_store import INITIAL_MAP_BYTES, MAX_MAP_BYTES, MAX_READERS, LmdbStore
-from ncpaste.store.maintenance import (
-    DATA_FILE,
-    EXPIRY_DB,
-    MAX_DBS,
-    PASTES_DB,
-    POOL_DB,
-    open_readonly,
+from ncpaste.commands.common import (
+    DATA_DIR_HELP,
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    STORE_HELP,
+    data_dir_of,
+    is_tty,
+    store_of,
 )
+from ncpaste.commands.progress import Progress, human_bytes
+from ncpaste.config import Config
+from ncpaste.core import keys
+from ncpaste.core.errors import CorruptPaste, PasteError
+from ncpaste.store import AdminStore, Removal, Restored, Scanned, StoreStats, records
+from ncpaste.store.factory import Access, StoreMissing, StoreOpenError, open_store
 from ncpaste.store.maintenance import shown_key as _shown
 
 log = logging.getLogger(__name__)
@@ -98,14 +97,12 @@ IMPORT_BATCH_BYTES = 32 * 1024 * 1024
 MAX_IMPORT_LINE_BYTES = 1 << 30
 # Skipping an over-long line reads it in pieces of this size.
 _SKIP_CHUNK_BYTES = 1 << 20
-# Sweep removes at most this many expired pastes per write transaction (the
-# server's own sweep batch), so a live server's creates interleave.
-SWEEP_BATCH = 2000
 # Per-line import reports (invalid lines, conflicts) listed on stderr before
 # the rest are only counted: enough to see the pattern, never a flood.
 MAX_LINES_REPORTED = 1000
-# LMDB's compile-time key limit (MDB_MAXKEYSIZE); longer keys cannot exist.
-MAX_LMDB_KEY_BYTES = 511
+# No stored name is longer (LMDB's compile-time key limit, MDB_MAXKEYSIZE):
+# a longer one on the command line is "no such paste" without asking.
+MAX_NAME_BYTES = 511
 # Largest value of the signed 64-bit time fields in a record header.
 MAX_TIME_MS = (1 << 63) - 1
 
@@ -123,9 +120,10 @@ class AdminError(Exception):
 def add_commands(subparsers: Any) -> None:
     """Register the admin subcommands on an argparse subparsers object."""
 
-    def command(name: str, handler: Callable[..., int], help: str, description: str) -> argparse.ArgumentParser:
+    def command(name: str, handler: Callable[..., Awaitable[int]], help: str, description: str) -> argparse.ArgumentParser:
         parser = subparsers.add_parser(name, help=help, description=description)
         parser.add_argument("--data-dir", type=Path, metavar="DIR", help=DATA_DIR_HELP)
+        parser.add_argument("--store", metavar="s3://BUCKET/PREFIX?endpoint=URL", help=STORE_HELP)
         parser.set_defaults(admin_handler=handler)
         return parser
 
@@ -201,36 +199,53 @@ def run(args: argparse.Namespace, *, clock_ms: Callable[[], int] | None = None) 
     """Run the admin command ``args`` names; return the exit status.
 
     Expected failures (not a data dir, no such paste, unreadable file, full
-    disk) are one ``ncpaste: error: ...`` line on stderr, never a traceback.
-    ``clock_ms`` (wall-clock milliseconds) is injectable for tests.
+    disk, an unreachable bucket) are one ``ncpaste: error: ...`` line on
+    stderr, never a traceback. ``clock_ms`` (wall-clock milliseconds) is
+    injectable for tests.
     """
     handler = getattr(args, "admin_handler", None)
     if handler is None:
         _error("not an admin command")
         return EXIT_FAILURE
-    now_ms = (clock_ms or _wall_clock_ms)()
+    clock = clock_ms or _wall_clock_ms
     context = _Context(
-        data_dir=data_dir_of(args),
-        now_ms=now_ms,
+        config=Config(data_dir=data_dir_of(args), store=store_of(args)),
+        clock_ms=clock,
+        now_ms=clock(),
         quiet=getattr(args, "quiet", False),
     )
     try:
-        return handler(args, context)
-    except BrokenPipeError:
-        # The reader of stdout went away (``ncpaste get KEY | head``). Point
-        # stdout at /dev/null so the interpreter's final flush cannot fail too.
-        _silence_stdout()
-        _error("output closed before everything was written")
-        return EXIT_FAILURE
-    except KeyboardInterrupt:
-        _error("interrupted")
-        return EXIT_INTERRUPTED
-    except (AdminError, PasteError) as exc:
-        _error(str(exc))
-        return EXIT_FAILURE
-    except (OSError, lmdb.Error) as exc:
-        _error(_describe(exc))
-        return EXIT_FAILURE
+        return trio.run(handler, args, context)
+    except BaseException as caught:
+        exc = _single(caught)
+        if isinstance(exc, BrokenPipeError):
+            # The reader of stdout went away (``ncpaste get KEY | head``). Point
+            # stdout at /dev/null so the interpreter's final flush cannot fail too.
+            _silence_stdout()
+            _error("output closed before everything was written")
+            return EXIT_FAILURE
+        if isinstance(exc, KeyboardInterrupt):
+            _error("interrupted")
+            return EXIT_INTERRUPTED
+        if isinstance(exc, (AdminError, PasteError, StoreOpenError)):
+            _error(str(exc))
+            return EXIT_FAILURE
+        if isinstance(exc, OSError) or _is_lmdb_error(exc):
+            _error(_describe(exc))
+            return EXIT_FAILURE
+        raise
+
+
+def _single(exc: BaseException) -> BaseException:
+    """The one error inside nested exception groups (trio's nurseries wrap
+    what the store's tasks raise); a group of several stays a group."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _is_lmdb_error(exc: BaseException) -> bool:
+    return type(exc).__module__.split(".")[0] == "lmdb"
 
 
 # -- shared plumbing ------------------------------------------------------------------
@@ -238,12 +253,19 @@ def run(args: argparse.Namespace, *, clock_ms: Callable[[], int] | None = None) 
 
 @dataclass(frozen=True)
 class _Context:
-    data_dir: Path
+    config: Config
+    clock_ms: Callable[[], int]
+    #: The command's "now": what is expired, what an export says it was made at.
     now_ms: int
     quiet: bool
 
     def progress(self, total: int | None, what: str, *, unit: str = "") -> Progress:
         return Progress(total, what, _NullStream() if self.quiet else sys.stderr, unit=unit)
+
+    def store(self, access: Access) -> AbstractAsyncContextManager[AdminStore]:
+        """The store the command line names, opened for ``access``; the
+        clock stays at ``now_ms`` so one command judges expiry once."""
+        return open_store(self.config, lambda: self.now_ms, access)
 
 
 class _NullStream:
@@ -257,13 +279,6 @@ class _NullStream:
 
     def isatty(self) -> bool:
         return False
-
-
-@dataclass(frozen=True)
-class _Dbs:
-    pastes: Any
-    expiry: Any
-    pool: Any
 
 
 def _wall_clock_ms() -> int:
@@ -308,66 +323,28 @@ def _key_bytes(key: str) -> bytes | None:
         raw = key.encode("utf-8")
     except UnicodeEncodeError:  # undecodable argv bytes (surrogate escapes)
         return None
-    return raw if 0 < len(raw) <= MAX_LMDB_KEY_BYTES else None
+    return raw if 0 < len(raw) <= MAX_NAME_BYTES else None
 
 
 def _is_valid_name(key: str) -> bool:
     return keys.is_plausible_name(key) and key.lower() not in keys.RESERVED_NAMES
 
 
-def _open_readonly(data_dir: Path) -> lmdb.Environment:
-    try:
-        return open_readonly(data_dir)
-    except ValueError as exc:
-        raise AdminError(str(exc)) from None
-
-
-def _begin_read(env: lmdb.Environment, *, buffers: bool = False) -> lmdb.Transaction[bytes | memoryview]:
-    try:
-        return env.begin(buffers=True) if buffers else env.begin()
-    except lmdb.MapResizedError:
-        env.set_mapsize(0)  # the server grew the file since we opened it: adopt its size
-        return env.begin(buffers=True) if buffers else env.begin()
-
-
-@contextmanager
-def _reading(
-    data_dir: Path, *, buffers: bool = False
-) -> Iterator[tuple[lmdb.Environment, lmdb.Transaction[bytes | memoryview], _Dbs]]:
-    """One read-only snapshot of a data dir. With ``buffers=True`` values are
-    zero-copy views valid only inside the block (a full scan must not copy
-    every body)."""
-    env = _open_readonly(data_dir)
-    try:
-        dbs = _Dbs(
-            env.open_db(PASTES_DB, create=False),
-            env.open_db(EXPIRY_DB, create=False),
-            env.open_db(POOL_DB, create=False),
-        )
-        with _begin_read(env, buffers=buffers) as txn:
-            yield env, txn, dbs
-    finally:
-        env.close()
-
-
 # -- stats, get, delete, sweep ------------------------------------------------------------
 
 
-def _stats(args: argparse.Namespace, context: _Context) -> int:
+async def _stats(args: argparse.Namespace, context: _Context) -> int:
     now_ms = context.now_ms
     live = expired = damaged = original_bytes = stored_bytes = 0
     oldest_created: int | None = None
     next_expiry: int | None = None
-    with _reading(context.data_dir, buffers=True) as (env, txn, dbs):
-        entries = txn.stat(dbs.pastes)["entries"]
-        pool_keys = txn.stat(dbs.pool)["entries"]
-        expiry_entries = txn.stat(dbs.expiry)["entries"]
-        with context.progress(entries, "scanning pastes") as progress:
-            for _, record in txn.cursor(db=dbs.pastes):
+    async with context.store(Access.READ) as store:
+        counts = await store.stats()
+        with context.progress(_known(counts.pastes), "scanning pastes") as progress:
+            async for found in store.scan(bodies=False):
                 progress.advance()
-                try:
-                    meta = codec.decode_meta(record)
-                except (ValueError, struct.error):
+                meta = found.meta
+                if meta is None:
                     damaged += 1  # `ncpaste check` names them
                     continue
                 if meta.expires_ms <= now_ms:
@@ -375,16 +352,17 @@ def _stats(args: argparse.Namespace, context: _Context) -> int:
                     continue
                 live += 1
                 original_bytes += meta.size
-                stored_bytes += len(record) - codec.HEADER_BYTES
+                stored_bytes += found.stored_bytes
                 if oldest_created is None or meta.created_ms < oldest_created:
                     oldest_created = meta.created_ms
                 if next_expiry is None or meta.expires_ms < next_expiry:
                     next_expiry = meta.expires_ms
-        used_bytes = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
-    file_bytes = (context.data_dir / DATA_FILE).stat().st_size
     # One convention everywhere (README, bench): stored ÷ original, so 0.216
     # means the store keeps 21.6 % of what was pasted.
     ratio = round(stored_bytes / original_bytes, 3) if original_bytes else None
+    # What only the embedded store counts (S3 has no pool, index or file here): null.
+    pool_keys, expiry_entries = _known(counts.pool_keys), _known(counts.expiry_entries)
+    file_bytes, used_bytes = _known(counts.file_bytes), _known(counts.disk_bytes)
     report = {
         "as_of": iso_utc(now_ms),
         "pastes": live,
@@ -409,86 +387,74 @@ def _stats(args: argparse.Namespace, context: _Context) -> int:
         ("original bytes", f"{original_bytes} ({human_bytes(original_bytes)})"),
         ("stored bytes", f"{stored_bytes} ({human_bytes(stored_bytes)}, zstd)"
                          + (f", {ratio:.3f} of the original (stored ÷ original)" if ratio is not None else "")),
-        ("key pool", f"{pool_keys} keys"),
-        ("expiry index", f"{expiry_entries} entries"),
+        ("key pool", None if pool_keys is None else f"{pool_keys} keys"),
+        ("expiry index", None if expiry_entries is None else f"{expiry_entries} entries"),
         ("oldest paste", report["oldest_created"] or "-"),
         ("next expiry", report["next_expiry"] or "-"),
-        ("data file", f"{file_bytes} bytes ({human_bytes(file_bytes)}), {used_bytes} in use"),
+        ("data file", None if file_bytes is None else f"{file_bytes} bytes ({human_bytes(file_bytes)}), {used_bytes} in use"),
     ]
     for label, value in lines:
-        print(f"{label + ':':<16}{value}")
+        if value is not None:
+            print(f"{label + ':':<16}{value}")
     sys.stdout.flush()
     return EXIT_OK
 
 
-def _get(args: argparse.Namespace, context: _Context) -> int:
-    raw = _key_bytes(args.key)
-    record = None
-    if raw is not None:
-        with _reading(context.data_dir) as (_, txn, dbs):
-            record = txn.get(raw, db=dbs.pastes)  # a copy: outlives the transaction
-    if record is None:
-        raise AdminError("no such paste")
-    try:
-        meta = codec.decode_meta(record)
-    except (ValueError, struct.error):
-        raise AdminError("stored paste is damaged (run ncpaste check)") from None
-    if meta.expires_ms <= context.now_ms:
-        raise AdminError("no such paste")
-    if args.meta:
-        flags = [name for name, on in (("burn", meta.burn), ("alias", meta.is_alias)) if on]
-        print(f"key:      {args.key}")
-        print(f"created:  {iso_utc(meta.created_ms)}")
-        print(f"expires:  {iso_utc(meta.expires_ms)}")
-        print(f"size:     {meta.size} bytes")
-        print(f"stored:   {len(record) - codec.HEADER_BYTES} bytes (zstd)")
-        print(f"flags:    {', '.join(flags) or 'none'}", flush=True)
-        return EXIT_OK
-    if meta.is_open:
-        raise AdminError("that paste is still being written (live): read it with curl to follow it")
-    body = codec.open_body(codec.record_frame(record), meta)  # CorruptPaste: never wrong bytes
+def _known(count: int) -> int | None:
+    """A count from ``StoreStats``, None where the engine keeps none (-1)."""
+    return None if count < 0 else count
+
+
+async def _get(args: argparse.Namespace, context: _Context) -> int:
+    async with context.store(Access.READ) as store:
+        paste = None
+        if _key_bytes(args.key) is not None:
+            try:
+                paste = await store.get(args.key)
+            except (ValueError, struct.error, CorruptPaste):
+                raise AdminError("stored paste is damaged (run ncpaste check)") from None
+        if paste is None:
+            raise AdminError("no such paste")
+        meta = paste.meta
+        if args.meta:
+            flags = [name for name, on in (("burn", meta.burn), ("alias", meta.is_alias)) if on]
+            print(f"key:      {args.key}")
+            print(f"created:  {iso_utc(meta.created_ms)}")
+            print(f"expires:  {iso_utc(meta.expires_ms)}")
+            print(f"size:     {meta.size} bytes")
+            print(f"stored:   {len(paste.frame)} bytes (zstd)")
+            print(f"flags:    {', '.join(flags) or 'none'}", flush=True)
+            return EXIT_OK
+        if meta.is_open:
+            raise AdminError("that paste is still being written (live): read it with curl to follow it")
+        body = await records.open_stored(paste)  # CorruptPaste: never wrong bytes
     out = sys.stdout.buffer
     out.write(body)
     out.flush()
     return EXIT_OK
 
 
-def _delete(args: argparse.Namespace, context: _Context) -> int:
-    if _key_bytes(args.key) is None:
-        raise AdminError("no such paste")
-    # LmdbStore's own removal: the one place that knows everything a paste
-    # has (record, expiry entry, the groups of an open live paste).
-    _open_readonly(context.data_dir).close()  # validates; never creates a data dir
-    store = LmdbStore(context.data_dir)
-    try:
-        removed = store.remove(args.key, context.now_ms)
-    finally:
-        store.close()
+async def _delete(args: argparse.Namespace, context: _Context) -> int:
+    async with context.store(Access.CHANGE) as store:
+        # The store's own removal: the one place that knows everything a
+        # paste has (record, expiry entry, the groups of an open live paste).
+        removed = await store.remove(args.key) if _key_bytes(args.key) is not None else None
     if removed is None:
         raise AdminError("no such paste")
     log.info("admin deleted paste %s", args.key)
-    print(f"deleted {args.key}" + (" (its record was damaged)" if removed == "damaged" else ""), flush=True)
+    print(f"deleted {args.key}" + (" (its record was damaged)" if removed is Removal.DAMAGED else ""), flush=True)
     return EXIT_OK
 
 
-def _sweep(args: argparse.Namespace, context: _Context) -> int:
-    removed = 0
-    # LmdbStore's own sweep: the one place that knows how to skip stale entries.
-    _open_readonly(context.data_dir).close()  # validates; never creates a data dir
-    store = LmdbStore(context.data_dir)
-    try:
+async def _sweep(args: argparse.Namespace, context: _Context) -> int:
+    async with context.store(Access.CHANGE) as store:
+        # The store's own sweep, in its own bounded batches.
         with context.progress(None, "sweeping expired pastes") as progress:
-            while True:
-                try:
-                    batch = store.sweep_expired(context.now_ms, SWEEP_BATCH)
-                except (ValueError, struct.error):
-                    raise AdminError("a damaged record stopped the sweep: run ncpaste check") from None
-                removed += batch
-                progress.advance(batch)
-                if batch < SWEEP_BATCH:
-                    break
-    finally:
-        store.close()
+            try:
+                removed = await store.sweep_expired()
+            except (ValueError, struct.error):
+                raise AdminError("a damaged record stopped the sweep: run ncpaste check") from None
+            progress.advance(removed)
     print(f"removed {removed} expired pastes", flush=True)
     return EXIT_OK
 
@@ -496,7 +462,7 @@ def _sweep(args: argparse.Namespace, context: _Context) -> int:
 # -- export ----------------------------------------------------------------------------
 
 
-def _export(args: argparse.Namespace, context: _Context) -> int:
+async def _export(args: argparse.Namespace, context: _Context) -> int:
     to_stdout = args.file == "-"
     if to_stdout and is_tty(sys.stdout):
         raise AdminError("refusing to write an export to a terminal: give a FILE or redirect stdout")
@@ -505,23 +471,23 @@ def _export(args: argparse.Namespace, context: _Context) -> int:
         raise AdminError(f"{target} exists: remove it or use --force")
     exported = expired = body_bytes = 0
     problems = _LineReport()
-    with _reading(context.data_dir, buffers=True) as (_, txn, dbs):
-        entries = txn.stat(dbs.pastes)["entries"]
+    async with context.store(Access.READ) as store:
+        total = _known((await store.stats()).pastes)
         with _export_sink(target) as out:
             header = {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "exported_at": iso_utc(context.now_ms)}
             out.write(_json_line(header))
-            with context.progress(entries, "exporting pastes") as progress:
-                for raw, record in txn.cursor(db=dbs.pastes):
+            with context.progress(total, "exporting pastes") as progress:
+                async for found in store.scan(bodies=True):
                     progress.advance()
-                    line = _export_line(raw, record, context.now_ms)
+                    line = _export_line(found, context.now_ms)
                     if line is None:
                         expired += 1
                     elif isinstance(line, str):
-                        problems.add(progress, f"paste {_shown(raw)}: {line}, not exported")
+                        problems.add(progress, f"paste {_shown(found.key)}: {line}, not exported")
                     else:
                         out.write(line)
                         exported += 1
-                        body_bytes += codec.decode_meta(record).size
+                        body_bytes += found.meta.size if found.meta else 0
             out.write(_json_line({"format": EXPORT_END_FORMAT, "pastes": exported}))
     problems.finish()
     summary = (
@@ -538,22 +504,21 @@ def _export(args: argparse.Namespace, context: _Context) -> int:
     return EXIT_OK
 
 
-def _export_line(raw: bytes | memoryview, record: bytes | memoryview, now_ms: int) -> bytes | str | None:
+def _export_line(found: Scanned, now_ms: int) -> bytes | str | None:
     """The export line of one record; None if expired; a reason if damaged."""
     try:
-        key = bytes(raw).decode("ascii")
+        key = found.key.decode("ascii")
     except UnicodeDecodeError:
         return "key is not a valid name"
     if not keys.is_plausible_name(key):
         return "key is not a valid name"
-    try:
-        meta = codec.decode_meta(record)
-    except (ValueError, struct.error):
+    meta = found.meta
+    if meta is None:
         return "unreadable header"
     if meta.expires_ms <= now_ms or meta.is_open:
         return None  # expired, or a live paste still being written: not exported
     try:
-        body = codec.open_body(codec.record_frame(record), meta)
+        body = records.open_frame(found.frame if found.frame is not None else b"", meta)
     except PasteError:
         return "body is damaged"
     return _json_line(
@@ -635,9 +600,7 @@ class _Invalid(Exception):
 @dataclass(frozen=True, slots=True)
 class _Entry:
     line: int
-    key: str
-    expires_ms: int
-    record: bytes
+    paste: Restored
 
 
 @dataclass(frozen=True, slots=True)
@@ -657,27 +620,22 @@ class _ImportCounts:
     pending_bytes: int = 0
 
 
-def _import(args: argparse.Namespace, context: _Context) -> int:
+async def _import(args: argparse.Namespace, context: _Context) -> int:
     counts = _ImportCounts()
     problems = _LineReport()
     with _open_source(args.file) as (source, source_bytes):
         lines = _read_lines(source)
         header_bytes = _read_header(lines)
-        target: _DryRun | _Writer = (
-            _DryRun(context.data_dir, context.now_ms) if args.dry_run else _Writer(context.data_dir, context.now_ms)
-        )
-        try:
+        async with _import_target(context, dry_run=args.dry_run) as target:
             with context.progress(source_bytes, "importing", unit="B") as progress:
                 progress.advance(header_bytes)
                 try:
-                    _import_lines(lines, target, counts, problems, progress, context.now_ms)
+                    await _import_lines(lines, target, counts, problems, progress, context.now_ms)
                 except (Exception, KeyboardInterrupt):
                     if not args.dry_run:
                         progress.note(f"ncpaste: {counts.imported} pastes were imported before this failure")
                     raise
-            warning = target.growth_warning() if isinstance(target, _Writer) else None
-        finally:
-            target.close()
+            warning = await target.growth_warning()
     problems.finish()
     if warning:
         _note(f"warning: {warning}")
@@ -701,24 +659,24 @@ def _import(args: argparse.Namespace, context: _Context) -> int:
     return EXIT_FAILURE if failed else EXIT_OK
 
 
-def _import_lines(
+async def _import_lines(
     lines: Iterator[tuple[int, bytes | None, int]],
-    target: _DryRun | _Writer,
+    target: _Writer | _DryRun,
     counts: _ImportCounts,
     problems: _LineReport,
     progress: Progress,
     now_ms: int,
 ) -> None:
-    def flush() -> None:
+    async def flush() -> None:
         if not counts.pending:
             return
-        results = target.put_batch(counts.pending)
+        results = await target.put_batch([entry.paste for entry in counts.pending])
         for entry, stored in zip(counts.pending, results):
             if stored:
                 counts.imported += 1
             else:
                 counts.conflicts += 1
-                problems.add(progress, f"line {entry.line}: key {entry.key!r} is taken by a live paste, skipped")
+                problems.add(progress, f"line {entry.line}: key {entry.paste.key!r} is taken by a live paste, skipped")
         counts.pending, counts.pending_bytes = [], 0
 
     for number, line, length in lines:
@@ -746,10 +704,10 @@ def _import_lines(
             counts.expired += 1
             continue
         counts.pending.append(parsed)
-        counts.pending_bytes += len(parsed.record)
+        counts.pending_bytes += parsed.paste.meta.size
         if len(counts.pending) >= IMPORT_BATCH_ITEMS or counts.pending_bytes >= IMPORT_BATCH_BYTES:
-            flush()
-    flush()
+            await flush()
+    await flush()
 
 
 @contextmanager
@@ -834,8 +792,8 @@ def _parse_line(number: int, line: bytes, now_ms: int) -> _Entry | _End | None:
         raise _Invalid("expires_ms is not after created_ms")
     size = _int_field(obj, "size", 0, MAX_TIME_MS)
     burn, alias = _bool_field(obj, "burn"), _bool_field(obj, "alias")
-    token_hash = _hex_field(obj, "token_sha256", codec.TOKEN_HASH_BYTES)
-    digest = _hex_field(obj, "blake2b", codec.CHECKSUM_BYTES)
+    token_hash = _hex_field(obj, "token_sha256", records.TOKEN_HASH_BYTES)
+    digest = _hex_field(obj, "blake2b", records.CHECKSUM_BYTES)
     if expires_ms <= now_ms:
         return None  # checked before decoding: an expired body is never needed
     encoded = obj["body_b64"]
@@ -847,11 +805,13 @@ def _parse_line(number: int, line: bytes, now_ms: int) -> _Entry | _End | None:
         raise _Invalid("body_b64 is not valid base64") from None
     if len(body) != size:
         raise _Invalid(f"body is {len(body)} bytes, size says {size}")
-    if codec.checksum(body) != digest:
-        raise _Invalid("body does not match its blake2b checksum")
-    flags = (FLAG_BURN if burn else 0) | (FLAG_ALIAS if alias else 0)
-    meta = PasteMeta(created_ms, expires_ms, size, digest, token_hash, flags)
-    return _Entry(number, key, expires_ms, codec.encode_record(meta, codec.compress(body)))
+    try:
+        paste = records.restored(
+            key, created_ms, expires_ms, burn=burn, alias=alias, token_hash=token_hash, checksum=digest, body=body
+        )
+    except ValueError as exc:
+        raise _Invalid(str(exc)) from None
+    return _Entry(number, paste)
 
 
 def _int_field(obj: dict[str, Any], name: str, low: int, high: int) -> int:
@@ -875,151 +835,78 @@ def _hex_field(obj: dict[str, Any], name: str, size: int) -> bytes:
     return bytes.fromhex(value)
 
 
-class _WritableEnv:
-    """The data dir opened for writing with the options ``LmdbStore`` uses
-    (the server may have it open too; LMDB's lock file makes us take turns).
-    Write transactions grow the map when it is full and adopt a map the server
-    grew, as ``LmdbStore`` does."""
-
-    def __init__(self, data_dir: Path, *, create: bool) -> None:
-        if create:
-            data_dir.mkdir(parents=True, exist_ok=True)
-        else:
-            _open_readonly(data_dir).close()  # validates; closed before we reopen it
-        data_file = data_dir / DATA_FILE
-        existing = data_file.stat().st_size if data_file.exists() else 0
-        self._env = lmdb.open(
-            str(data_dir),
-            map_size=max(INITIAL_MAP_BYTES, 2 * existing),
-            max_dbs=MAX_DBS,
-            max_readers=MAX_READERS,
-            subdir=True,
-            sync=True,
-            metasync=True,
-            readahead=False,
-            meminit=False,
-        )
+@asynccontextmanager
+async def _import_target(context: _Context, *, dry_run: bool) -> AsyncIterator[_Writer | _DryRun]:
+    """Where import lines go: the store (created if missing), or for a dry
+    run a judge that reads the store as it is (if there is one) and writes nothing."""
+    if not dry_run:
+        async with context.store(Access.FILL) as store:
+            yield await _Writer.start(store)
+        return
+    async with AsyncExitStack() as stack:
         try:
-            self.dbs = _Dbs(
-                self._env.open_db(PASTES_DB),
-                self._env.open_db(EXPIRY_DB),
-                self._env.open_db(POOL_DB),
-            )
-        except BaseException:
-            self._env.close()
-            raise
-
-    def close(self) -> None:
-        self._env.close()
-
-    def used_bytes(self) -> int:
-        return (self._env.info()["last_pgno"] + 1) * self._env.stat()["psize"]
-
-    def write(self, work: Callable[[lmdb.Transaction[bytes]], Any]) -> Any:
-        """Run ``work`` in one durable write transaction and return its result.
-        ``work`` may run more than once: a retry follows an aborted attempt."""
-        while True:
-            try:
-                with self._env.begin(write=True) as txn:
-                    return work(txn)
-            except lmdb.MapResizedError:
-                self._env.set_mapsize(0)  # the server grew the map: adopt it, retry
-            except lmdb.MapFullError:
-                self._grow()  # the aborted transaction left nothing behind
-
-    def _grow(self) -> None:
-        current = self._env.info()["map_size"]
-        if current >= MAX_MAP_BYTES:
-            raise AdminError("storage full: the store reached its maximum size")
-        self._env.set_mapsize(current * 2)
-        log.info("LMDB map grown from %d to %d bytes", current, current * 2)
+            found: AdminStore | None = await stack.enter_async_context(context.store(Access.READ))
+        except StoreMissing:
+            found = None  # nothing stored yet: every live paste would be imported
+        yield _DryRun(found)
 
 
 class _Writer:
-    """Import's write path: direct write transactions in ``lmdb_store``'s
-    layout (record under the key, ``>Q`` expiry + key in the expiry index, the
-    key removed from the pool so it is never handed out again), one per batch.
+    """Import's write path: the store's own ``restore``, one batch a
+    transaction (LMDB) or a few PUTs at a time (S3)."""
 
-    A live paste under the same key is never overwritten; an expired one not
-    yet swept is replaced, as when the server claims an alias (the name is
-    free once its paste has expired).
-    """
+    def __init__(self, store: AdminStore, before: StoreStats) -> None:
+        self._store = store
+        self._before = before
 
-    def __init__(self, data_dir: Path, now_ms: int) -> None:
-        self.now_ms = now_ms
-        self._store = _WritableEnv(data_dir, create=True)
-        self._used_before = self._store.used_bytes()
+    @classmethod
+    async def start(cls, store: AdminStore) -> _Writer:
+        return cls(store, await store.stats())
 
-    def close(self) -> None:
-        self._store.close()
+    async def put_batch(self, batch: list[Restored]) -> list[bool]:
+        """True per stored paste, False per conflict (a live paste holds the name)."""
+        return await self._store.restore(batch)
 
-    def growth_warning(self) -> str | None:
+    async def growth_warning(self) -> str | None:
         """A warning when the import grew the data past what a server already
-        running on this data dir is sure to have mapped: ``LmdbStore`` maps at
-        least INITIAL_MAP_BYTES, and at least what the data held when we
-        started (else it would already be failing). Past that, LMDB refuses
-        its transactions (MDB_MAP_RESIZED) until it adopts the new size."""
-        used_after = self._store.used_bytes()
-        if used_after <= max(INITIAL_MAP_BYTES, self._used_before):
+        running on this data dir is sure to have mapped: the store's map
+        floor, and at least what the data held when we started (else it
+        would already be failing). Past that, LMDB refuses its transactions
+        (MDB_MAP_RESIZED) until it adopts the new size. None on an engine
+        with no map (S3)."""
+        before, used_after = self._before, (await self._store.stats()).disk_bytes
+        if before.map_floor_bytes < 0 or used_after <= max(before.map_floor_bytes, before.disk_bytes):
             return None
         return (
-            f"the store's data grew from {human_bytes(self._used_before)} to {human_bytes(used_after)}: "
+            f"the store's data grew from {human_bytes(before.disk_bytes)} to {human_bytes(used_after)}: "
             "a server that was already running on this data dir may fail with MDB_MAP_RESIZED "
             "until it is restarted"
         )
 
-    def put_batch(self, batch: list[_Entry]) -> list[bool]:
-        """Store a batch in one transaction; True per stored entry, False per conflict."""
-        return self._store.write(lambda txn: [self._put(txn, entry) for entry in batch])
-
-    def _put(self, txn: lmdb.Transaction[bytes], entry: _Entry) -> bool:
-        dbs = self._store.dbs
-        raw = entry.key.encode("ascii")
-        existing = txn.get(raw, db=dbs.pastes)
-        if existing is not None:
-            try:
-                meta = codec.decode_meta(existing)
-            except (ValueError, struct.error):
-                return False  # unreadable: leave it for `ncpaste check`, never overwrite
-            if meta.expires_ms > self.now_ms:
-                return False
-            txn.delete(_EXPIRY.pack(meta.expires_ms) + raw, db=dbs.expiry)
-        txn.delete(raw, db=dbs.pool)
-        txn.put(raw, entry.record, db=dbs.pastes)
-        txn.put(_EXPIRY.pack(entry.expires_ms) + raw, b"", db=dbs.expiry)
-        return True
-
 
 class _DryRun:
-    """What ``_Writer`` would do, judged from a read-only snapshot; creates
-    nothing. Remembers the keys it accepted so a key repeated in the file is
-    a conflict, as it would be for real."""
+    """What ``_Writer`` would do, judged from what the store holds now
+    (``None``: no store yet); stores nothing. Remembers the names it accepted
+    so a name repeated in the file is a conflict, as it would be for real."""
 
-    def __init__(self, data_dir: Path, now_ms: int) -> None:
-        self.now_ms = now_ms
-        exists = (data_dir / DATA_FILE).is_file()
-        self._env = _open_readonly(data_dir) if exists else None
-        self._pastes = self._env.open_db(PASTES_DB, create=False) if self._env else None
+    def __init__(self, store: AdminStore | None) -> None:
+        self._store = store
         self._accepted: set[str] = set()
 
-    def close(self) -> None:
-        if self._env is not None:
-            self._env.close()
+    async def put_batch(self, batch: list[Restored]) -> list[bool]:
+        return [await self._accept(paste.key) for paste in batch]
 
-    def put_batch(self, batch: list[_Entry]) -> list[bool]:
-        if self._env is None:
-            return [self._accept(entry.key, None) for entry in batch]
-        with _begin_read(self._env) as txn:
-            return [self._accept(entry.key, txn.get(entry.key.encode("ascii"), db=self._pastes)) for entry in batch]
+    async def growth_warning(self) -> str | None:
+        return None
 
-    def _accept(self, key: str, existing: bytes | memoryview | None) -> bool:
+    async def _accept(self, key: str) -> bool:
         if key in self._accepted:
             return False
-        if existing is not None:
+        if self._store is not None:
             try:
-                if codec.decode_meta(existing).expires_ms > self.now_ms:
-                    return False
-            except (ValueError, struct.error):
-                return False
+                if await self._store.get(key) is not None:
+                    return False  # a live paste holds it
+            except (ValueError, struct.error, CorruptPaste):
+                return False  # unreadable: never overwritten
         self._accepted.add(key)
         return True

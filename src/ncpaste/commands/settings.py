@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ncpaste.commands.common import parse_store
 from ncpaste.config import Address, Config, check
 from ncpaste.core import units
 from ncpaste.core.addresses import parse_network
@@ -61,7 +62,7 @@ def _cidr(text: str) -> str:
 SERVE_SETTINGS: tuple[Setting, ...] = (
     Setting("--data-dir", "data_dir", Path, "DIR",
             "where the LMDB store lives (with --store: this node's key pool; default ./data)"),
-    Setting("--store", "store", lambda text: None if text.strip().lower() in ("", "lmdb") else text.strip(),
+    Setting("--store", "store", parse_store,
             "s3://BUCKET/PREFIX?endpoint=URL",
             "shared S3-compatible storage for several nodes (default: embedded LMDB in --data-dir); "
             "credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"),

@@ -9,7 +9,9 @@ networked multi-node backend implements the same protocol.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Protocol
 
 from ncpaste.core.paste import LiveEnd, PasteMeta
@@ -59,12 +61,54 @@ class StoredPaste:
 
 
 @dataclass(frozen=True, slots=True)
+class Restored:
+    """A paste coming back from an export: its name, its metadata as it was
+    (times, flags, delete-token hash, size and checksum of ``body``) and its
+    plain bytes. ``meta`` must already be checked against ``body``."""
+
+    key: str
+    meta: PasteMeta
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Scanned:
+    """One record as a full scan finds it, expired or damaged ones included."""
+
+    #: The name as stored (bytes: a damaged store may hold any).
+    key: bytes
+    #: None: the record's metadata cannot be read (``ncpaste check`` says more).
+    meta: PasteMeta | None
+    #: What the store keeps of it (the compressed frame).
+    stored_bytes: int
+    #: The frame itself, when the scan was asked for bodies; valid only
+    #: until the scan moves on.
+    frame: bytes | memoryview | None = None
+
+
+class Removal(Enum):
+    """What an operator's delete did."""
+
+    REMOVED = "removed"
+    #: An unreadable record, removed all the same (what an admin delete is for).
+    DAMAGED = "damaged"
+
+
+@dataclass(frozen=True, slots=True)
 class StoreStats:
+    """Counts the store keeps without a scan; -1 where the engine has none (S3)."""
+
     pastes: int
     pool_keys: int
     expiry_entries: int
+    #: Bytes in use.
     disk_bytes: int
     map_bytes: int
+    #: The data file's size (LMDB's is sparse: it may exceed what is in use).
+    file_bytes: int = -1
+    #: The least map any process opening the store has: data grown past it
+    #: (and past what it held) makes a server started earlier adopt a larger map.
+    map_floor_bytes: int = -1
 
 
 class PasteStore(Protocol):
@@ -127,4 +171,25 @@ class PasteStore(Protocol):
 
     async def ping(self) -> None:
         """Raise StorageUnavailable if the store does not answer."""
+        ...
+
+
+class AdminStore(PasteStore, Protocol):
+    """What the admin commands need beyond serving: an operator's delete, a
+    scan of everything, and putting exported pastes back as they were."""
+
+    async def remove(self, key: str) -> Removal | None:
+        """Remove a paste with everything it has (the groups of an open live
+        paste too), no token asked. None: no such unexpired paste."""
+        ...
+
+    def scan(self, *, bodies: bool) -> AsyncIterator[Scanned]:
+        """Every record, expired and damaged ones included: one consistent
+        snapshot where the engine has them (LMDB), else as listed (S3)."""
+        ...
+
+    async def restore(self, pastes: Sequence[Restored]) -> list[bool]:
+        """Store each paste under its own name with its own metadata; False
+        for one whose name a live paste holds (never overwritten). An
+        expired paste under that name, not yet swept, is replaced."""
         ...

@@ -10,7 +10,7 @@ writers from this process.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -18,7 +18,7 @@ import trio
 
 from ncpaste.core.errors import PasteError
 from ncpaste.core.paste import LiveEnd
-from ncpaste.store import Created, NewLivePaste, NewPaste, StoredPaste, StoreStats, codec, records
+from ncpaste.store import Created, NewLivePaste, NewPaste, Removal, Restored, Scanned, StoredPaste, StoreStats, codec, records
 from ncpaste.store.lmdb_store import LmdbStore
 from ncpaste.store.records import Packed
 
@@ -146,3 +146,18 @@ class EmbeddedStore:
 
     async def ping(self) -> None:
         self._store.ping()
+
+    # -- what the admin commands add ------------------------------------------
+
+    async def remove(self, key: str) -> Removal | None:
+        return await self._in_writer(self._store.remove, key, self._clock_ms())
+
+    async def scan(self, *, bodies: bool) -> AsyncIterator[Scanned]:
+        # One snapshot read inline: a scan is an admin command's whole job,
+        # and LMDB reads are look-ups in a memory map.
+        for found in self._store.scan(bodies=bodies):
+            yield found
+
+    async def restore(self, pastes: Sequence[Restored]) -> list[bool]:
+        packed = await trio.to_thread.run_sync(lambda: [records.pack_restored(paste) for paste in pastes])
+        return await self._in_writer(self._store.restore_batch, packed, self._clock_ms())

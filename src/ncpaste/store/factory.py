@@ -1,8 +1,8 @@
 """The one place that picks a backend: ``open_store(config)``.
 
-The shell asks for "the store the configuration names" and gets a
-``PasteStore``; it never names a concrete class, so a new backend is added
-here and nowhere in ``net/``.
+The shell and the admin commands ask for "the store the configuration
+names" and get a store; they never name a concrete class, so a new backend
+is added here and nowhere in ``net/`` or ``commands/``.
 """
 
 from __future__ import annotations
@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from enum import Enum
 
 import trio
 
 from ncpaste.config import Config
-from ncpaste.store import PasteStore
+from ncpaste.store import AdminStore
 from ncpaste.store.embedded import EmbeddedStore
+from ncpaste.store.lmdb_env import NoDataFile, NotADataDir
 from ncpaste.store.lmdb_store import LmdbStore
 
 log = logging.getLogger(__name__)
@@ -25,45 +27,81 @@ class StoreOpenError(Exception):
     """The store cannot be opened (data dir unusable, bucket unreachable); one line for the user."""
 
 
-def open_lmdb(config: Config) -> LmdbStore:
+class StoreMissing(StoreOpenError):
+    """An existing store was asked for and there is none (no data file at all)."""
+
+
+class Access(Enum):
+    """Who opens the store, which says what it may do to a data dir."""
+
+    #: A server: creates the data dir; on S3, with this node's key pool.
+    SERVE = "serve"
+    #: An admin read (get, stats, export): an existing store, read-only,
+    #: safe beside a running server; never creates anything.
+    READ = "read"
+    #: An admin change (delete, sweep): an existing store only.
+    CHANGE = "change"
+    #: An admin import: the data dir is created if missing.
+    FILL = "fill"
+
+
+def open_lmdb(config: Config, access: Access = Access.SERVE) -> LmdbStore:
     try:
-        config.data_dir.mkdir(parents=True, exist_ok=True)
-        return LmdbStore(config.data_dir, key_length=config.key_length, pool_target=config.pool_target)
+        if access in (Access.SERVE, Access.FILL):
+            config.data_dir.mkdir(parents=True, exist_ok=True)
+        return LmdbStore(
+            config.data_dir,
+            key_length=config.key_length,
+            pool_target=config.pool_target,
+            readonly=access is Access.READ,
+            create=access in (Access.SERVE, Access.FILL),
+        )
+    except NoDataFile as exc:
+        raise StoreMissing(str(exc)) from None
+    except NotADataDir as exc:
+        raise StoreOpenError(str(exc)) from None
     except Exception as exc:
         raise StoreOpenError(f"cannot open data dir {str(config.data_dir)!r}: {exc}") from None
 
 
 @asynccontextmanager
-async def open_store(config: Config, clock_ms: Callable[[], int]) -> AsyncIterator[PasteStore]:
+async def open_store(
+    config: Config, clock_ms: Callable[[], int], access: Access = Access.SERVE
+) -> AsyncIterator[AdminStore]:
     """The store ``config`` names, ready to use, closed on exit: the embedded
     LMDB store (with its group-commit writer task), or shared S3 storage."""
     if config.store is not None:
-        async with _open_s3(config, clock_ms) as store:
+        async with _open_s3(config, clock_ms, access) as store:
             yield store
         return
-    lmdb_store = await trio.to_thread.run_sync(open_lmdb, config)
+    lmdb_store = await trio.to_thread.run_sync(open_lmdb, config, access)
     try:
         async with trio.open_nursery() as writer:
-            store = EmbeddedStore(lmdb_store, clock_ms)
-            await writer.start(store.run)
-            yield store
+            embedded = EmbeddedStore(lmdb_store, clock_ms)
+            await writer.start(embedded.run)
+            yield embedded
             writer.cancel_scope.cancel()
     finally:
         lmdb_store.close()
 
 
 @asynccontextmanager
-async def _open_s3(config: Config, clock_ms: Callable[[], int]) -> AsyncIterator[PasteStore]:
+async def _open_s3(config: Config, clock_ms: Callable[[], int], access: Access) -> AsyncIterator[AdminStore]:
     from ncpaste.store.s3_client import CredentialSource, S3Client, S3Location
     from ncpaste.store.s3_store import KeyPool, S3Store
 
     assert config.store is not None
-    location = S3Location.parse(config.store)
+    try:
+        location = S3Location.parse(config.store)
+    except ValueError as exc:
+        raise StoreOpenError(f"--store: {exc}") from None
     try:
         credentials = CredentialSource()
-        pool = await trio.to_thread.run_sync(
-            lambda: KeyPool(config.data_dir, key_length=config.key_length, target=config.pool_target)
-        )
+        pool = None
+        if access is Access.SERVE:
+            pool = await trio.to_thread.run_sync(
+                lambda: KeyPool(config.data_dir, key_length=config.key_length, target=config.pool_target)
+            )
     except Exception as exc:
         raise StoreOpenError(f"cannot use store {location}: {exc}") from None
     try:
@@ -78,4 +116,5 @@ async def _open_s3(config: Config, clock_ms: Callable[[], int]) -> AsyncIterator
                 yield store
                 writers.cancel_scope.cancel()
     finally:
-        pool.close()
+        if pool is not None:
+            pool.close()

@@ -22,39 +22,35 @@ import struct
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import lmdb
 
 from ncpaste.core import keys
 from ncpaste.core.errors import PasteError, StorageFull, StorageUnavailable
 from ncpaste.core.paste import LiveEnd, PasteMeta
-from ncpaste.store import Created, StoredPaste, StoreStats, codec, records
+from ncpaste.store import Created, Removal, Scanned, StoredPaste, StoreStats, codec, lmdb_env, records
 from ncpaste.store.codec import decode_meta, encode_record, record_frame
+from ncpaste.store.lmdb_env import (
+    DATA_FILE,
+    EXPIRY_DB,
+    EXPIRY_KEY,
+    LIVE_DB,
+    MAX_MAP_BYTES,
+    PASTES_DB,
+    POOL_DB,
+    open_environment,
+)
 from ncpaste.store.records import MAX_LIVE_GROUP_BYTES, Packed
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-# The layout every tool that opens a data dir shares (maintenance, admin).
-PASTES_DB = b"pastes"
-EXPIRY_DB = b"expiry"
-POOL_DB = b"pool"
-LIVE_DB = b"live"
-# Named databases: the four above, with room to add some without a migration.
-MAX_DBS = 8
-# Expiry index keys: 8-byte big-endian expiry ms, then the paste key.
-EXPIRY_KEY = struct.Struct(">Q")
 _EXPIRY = EXPIRY_KEY
 # Live groups: key + NUL + 8-byte big-endian group number (0 is the marker).
 _LIVE_SUFFIX = 9
-# Start small (the file is sparse anyway) and double when full.
-INITIAL_MAP_BYTES = 1 << 30
-# Address space is plentiful on 64-bit; this only stops a runaway loop.
-MAX_MAP_BYTES = 1 << 44
-# Reader slots: the event loop plus trio's worker threads plus admin commands.
-MAX_READERS = 512
 # A fresh key collides with a live one with odds ~ pastes / 56**12; retrying a
 # few times is astronomically enough, and the bound keeps the loop finite.
 MAX_KEY_ATTEMPTS = 16
@@ -110,6 +106,17 @@ def _is_disk_full(exc: BaseException) -> bool:
     return any(os.strerror(n) in text for n in _DISK_FULL_ERRNOS)
 
 
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A read transaction and the data dir's databases, for whole-store reads."""
+
+    #: Values are bytes, or zero-copy memoryviews with ``buffers=True``.
+    txn: lmdb.Transaction[Any]
+    pastes: lmdb._Database
+    expiry: lmdb._Database
+    pool: lmdb._Database
+
+
 class LmdbStore:
     """Synchronous LMDB store. One instance owns the environment."""
 
@@ -121,26 +128,19 @@ class LmdbStore:
         pool_target: int = 1000,
         new_key: Callable[[int], str] = keys.new_key,
         readonly: bool = False,
+        create: bool = True,
+        lock: bool = True,
     ) -> None:
+        """``readonly`` (admin reads, check, backup) and ``create=False``
+        (admin changes) refuse a directory that holds no store
+        (``NotADataDir``) and create nothing; ``lock=False`` only for a copy
+        no other process has open (see ``open_environment``)."""
         self.path = Path(path)
         self.key_length = key_length
         self.pool_target = pool_target
         self._new_key = new_key
         self._gate = _ReaderGate()
-        data_file = self.path / "data.mdb"
-        existing = data_file.stat().st_size if data_file.exists() else 0
-        self._env = lmdb.open(
-            str(self.path),
-            map_size=max(INITIAL_MAP_BYTES, 2 * existing),
-            max_dbs=MAX_DBS,
-            max_readers=MAX_READERS,
-            subdir=True,
-            sync=True,
-            metasync=True,
-            readahead=False,  # random access to pastes: readahead only pollutes the page cache
-            meminit=False,
-            readonly=readonly,
-        )
+        self._env = open_environment(self.path, readonly=readonly, create=create, lock=lock)
         self._pastes = self._env.open_db(PASTES_DB, create=not readonly)
         self._expiry = self._env.open_db(EXPIRY_DB, create=not readonly)
         self._pool = self._env.open_db(POOL_DB, create=not readonly)
@@ -177,6 +177,8 @@ class LmdbStore:
             expiry_entries=expiry,
             disk_bytes=(info["last_pgno"] + 1) * self._env.stat()["psize"],
             map_bytes=info["map_size"],
+            file_bytes=(self.path / DATA_FILE).stat().st_size,
+            map_floor_bytes=lmdb_env.INITIAL_MAP_BYTES,
         )
 
     def ping(self) -> None:
@@ -185,6 +187,48 @@ class LmdbStore:
                 txn.stat(self._pastes)
         except lmdb.Error:
             raise StorageUnavailable("storage unavailable") from None
+
+    @contextmanager
+    def snapshot(self, *, buffers: bool = False) -> Iterator[Snapshot]:
+        """One read transaction over every database: what ``check``, an
+        export and the admin stats read. With ``buffers`` values are
+        zero-copy views valid only inside the block (a full scan must not
+        copy every body). A long snapshot keeps a live writer from reusing
+        the pages it sees, so the file may grow meanwhile."""
+        with self._gate.reading():
+            try:
+                txn = self._begin_read(buffers)
+            except lmdb.MapResizedError:
+                self._env.set_mapsize(0)  # a server grew the file since we opened it
+                txn = self._begin_read(buffers)
+            with txn:
+                yield Snapshot(txn, self._pastes, self._expiry, self._pool)
+
+    def _begin_read(self, buffers: bool) -> lmdb.Transaction[Any]:
+        return self._env.begin(buffers=True) if buffers else self._env.begin()
+
+    def scan(self, *, bodies: bool) -> Iterator[Scanned]:
+        """Every record of one snapshot (see ``Scanned``); frames only with ``bodies``."""
+        with self.snapshot(buffers=True) as snap:
+            for raw, record in snap.txn.cursor(db=snap.pastes):
+                try:
+                    meta: PasteMeta | None = decode_meta(record)
+                except (ValueError, struct.error):
+                    meta = None
+                stored = max(len(record) - codec.HEADER_BYTES, 0)
+                yield Scanned(bytes(raw), meta, stored, record_frame(record) if bodies and meta else None)
+
+    def copy_to(self, dest: Path) -> None:
+        """A compacted copy of one snapshot into the empty directory ``dest``
+        (LMDB's copy does not fsync: the caller does)."""
+        try:
+            self._env.copy(str(dest), compact=True)
+        except lmdb.MapResizedError:
+            # The server grew the file past our map between open and copy:
+            # adopt its size and copy again (the failed attempt left an empty file).
+            (dest / DATA_FILE).unlink(missing_ok=True)
+            self._env.set_mapsize(0)
+            self._env.copy(str(dest), compact=True)
 
     @staticmethod
     def _live(key: str, record: bytes | None, now_ms: int) -> StoredPaste | None:
@@ -214,6 +258,33 @@ class LmdbStore:
         except StorageFull as exc:
             return [exc for _ in items]
 
+    def restore_batch(self, items: Sequence[tuple[str, PasteMeta, bytes]], now_ms: int) -> list[bool]:
+        """Store (name, metadata, frame) items as they were exported, in one
+        transaction; False for a name a live paste holds (never
+        overwritten). An expired paste under it, not swept yet, is replaced
+        (the name is free, as for an alias); an unreadable record is left
+        for ``check``. The name leaves the pool so it is never handed out."""
+
+        def work(txn: lmdb.Transaction[bytes]) -> list[bool]:
+            return [self._restore_one(txn, key.encode(), meta, frame, now_ms) for key, meta, frame in items]
+
+        return self._write(work)
+
+    def _restore_one(self, txn: lmdb.Transaction[bytes], raw: bytes, meta: PasteMeta, frame: bytes, now_ms: int) -> bool:
+        existing = txn.get(raw, db=self._pastes)
+        if existing is not None:
+            try:
+                current = decode_meta(existing)
+            except (ValueError, struct.error):
+                return False
+            if current.expires_ms > now_ms:
+                return False
+            self._remove(txn, raw, current)
+        txn.delete(raw, db=self._pool)
+        txn.put(raw, encode_record(meta, frame), db=self._pastes)
+        txn.put(_EXPIRY.pack(meta.expires_ms) + raw, b"", db=self._expiry)
+        return True
+
     def take(self, key: str, now_ms: int) -> StoredPaste | None:
         """Remove and return a live paste in one transaction."""
 
@@ -240,14 +311,13 @@ class LmdbStore:
 
         self._write(work)
 
-    def remove(self, key: str, now_ms: int) -> str | None:
-        """An operator's delete, no token asked: ``removed``, ``damaged``
-        (an unreadable record, which is what ``check`` reports and an admin
-        delete is for), or None when there is no such unexpired paste.
-        Everything the paste has goes in one transaction: record, expiry
-        entry, and the groups of an open live paste."""
+    def remove(self, key: str, now_ms: int) -> Removal | None:
+        """An operator's delete, no token asked (see ``Removal``), or None
+        when there is no such unexpired paste. Everything the paste has goes
+        in one transaction: record, expiry entry, and the groups of an open
+        live paste."""
 
-        def work(txn: lmdb.Transaction[bytes]) -> str | None:
+        def work(txn: lmdb.Transaction[bytes]) -> Removal | None:
             raw = key.encode()
             record = txn.get(raw, db=self._pastes)
             if record is None:
@@ -258,11 +328,11 @@ class LmdbStore:
                 # Its expiry entry, if any, is stale now; the sweeper drops those.
                 txn.delete(raw, db=self._pastes)
                 self._drop_live(txn, raw)
-                return "damaged"
+                return Removal.DAMAGED
             if meta.expires_ms <= now_ms:
                 return None  # gone for every reader already; the sweeper removes it
             self._remove(txn, raw, meta)
-            return "removed"
+            return Removal.REMOVED
 
         return self._write(work)
 

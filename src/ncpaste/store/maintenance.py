@@ -2,10 +2,11 @@
 
 LMDB lets many processes open one environment: readers never block the writer
 and the writer never blocks readers. Both jobs here only read, each inside one
-read transaction, so they see a single consistent snapshot of all three named
-databases (see ``lmdb_store``) however many pastes the server commits
-meanwhile. Run them from their own process (the CLI does): LMDB forbids opening
-one environment twice in the same process.
+read transaction (``LmdbStore.snapshot``), so they see a single consistent
+snapshot of all three named databases however many pastes the server commits
+meanwhile. They open the data dir through ``LmdbStore``, read-only, like every
+other reader. Run them from their own process (the CLI does): LMDB forbids
+opening one environment twice in the same process.
 
 Reports name keys, never paste contents. Keys are the links to pastes, so treat
 a report like the links themselves.
@@ -29,14 +30,8 @@ from ncpaste.core import keys
 from ncpaste.core.errors import CorruptPaste
 from ncpaste.core.paste import PasteMeta
 from ncpaste.store import codec
-from ncpaste.store.lmdb_store import (  # noqa: F401 (the layout names are re-exported to admin)
-    EXPIRY_DB,
-    EXPIRY_KEY,
-    MAX_DBS,
-    MAX_READERS,
-    PASTES_DB,
-    POOL_DB,
-)
+from ncpaste.store.lmdb_env import DATA_FILE, EXPIRY_KEY, LOCK_FILE
+from ncpaste.store.lmdb_store import LmdbStore
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +39,7 @@ Progress = Callable[[str], None]
 # A named-database handle (py-lmdb's stubs name it _Database).
 _Db = Any
 
-DATA_FILE = "data.mdb"
-# The databases a data dir must hold and their layout: ``lmdb_store`` owns it.
 _EXPIRY = EXPIRY_KEY
-# The read-only map must cover the file at the moment our transaction starts.
-# Twice the current size leaves room for the server to grow it meanwhile; the
-# floor matches the server's initial map. It is address space, not memory.
-READ_MAP_FLOOR_BYTES = 1 << 30
 # Report progress this often: a few lines a second on a large store, not a flood.
 PROGRESS_EVERY = 10_000
 # A badly damaged store could yield millions of problems; list this many (enough
@@ -85,48 +74,6 @@ class CheckReport:
         return not self.problems
 
 
-def open_readonly(data_dir: Path) -> lmdb.Environment:
-    """Open a data dir for reading, alongside a server that may be writing.
-
-    ``readonly=True`` maps the file read-only and never takes the writer lock.
-    ``lock=True`` is essential: it registers our read transactions in the
-    shared reader table, which is what stops the live writer from recycling
-    the pages of the snapshot we are reading. Raises ValueError when the
-    directory is not an ncpaste data dir.
-    """
-    data_dir = Path(data_dir)
-    data_file = data_dir / DATA_FILE
-    if not data_file.is_file():
-        raise ValueError(f"not an ncpaste data dir: {data_dir} (no {DATA_FILE})")
-    try:
-        env = lmdb.open(
-            str(data_dir),
-            readonly=True,
-            lock=True,
-            subdir=True,
-            max_dbs=MAX_DBS,
-            # If we open the lock file first, its reader table is sized by us
-            # and a server started meanwhile must still get all its slots.
-            max_readers=MAX_READERS,
-            map_size=max(READ_MAP_FLOOR_BYTES, 2 * data_file.stat().st_size),
-            readahead=False,  # a full scan touches each page once; let the kernel decide
-        )
-    except (lmdb.InvalidError, lmdb.CorruptedError, lmdb.VersionMismatchError) as exc:
-        raise ValueError(f"not an ncpaste data dir: {data_dir} ({exc})") from None
-    try:
-        for name in (PASTES_DB, EXPIRY_DB, POOL_DB):
-            env.open_db(name, create=False)
-    except lmdb.NotFoundError:
-        env.close()
-        raise ValueError(
-            f"not an ncpaste data dir: {data_dir} (no {name.decode()!r} database)"
-        ) from None
-    except BaseException:
-        env.close()
-        raise
-    return env
-
-
 def backup(data_dir: Path, dest: Path, *, progress: Progress | None = None) -> BackupReport:
     """Write a consistent, compacted copy of ``data_dir`` into ``dest``.
 
@@ -136,18 +83,18 @@ def backup(data_dir: Path, dest: Path, *, progress: Progress | None = None) -> B
     """
     say = progress or _quiet
     data_dir, dest = Path(data_dir), Path(dest)
-    env = open_readonly(data_dir)
+    store = LmdbStore(data_dir, readonly=True)
     try:
         created_dest = _prepare_dest(dest)
         say(f"copying {data_dir} to {dest}")
         try:
-            _copy(env, dest)
+            store.copy_to(dest)
             _fsync_copy(dest)
         except BaseException:
             _remove_partial_copy(dest, created_dest)
             raise
     finally:
-        env.close()
+        store.close()
     copied_bytes = (dest / DATA_FILE).stat().st_size
     say(f"copied {copied_bytes} bytes; counting pastes in the copy")
     pastes = _count_pastes(dest)
@@ -174,17 +121,14 @@ def check(data_dir: Path, *, now_ms: int | None = None, progress: Progress | Non
         now_ms=time.time_ns() // 1_000_000 if now_ms is None else now_ms,
         say=progress or _quiet,
     )
-    env = open_readonly(Path(data_dir))
+    store = LmdbStore(Path(data_dir), readonly=True)
     try:
-        pastes = env.open_db(PASTES_DB, create=False)
-        expiry = env.open_db(EXPIRY_DB, create=False)
-        pool = env.open_db(POOL_DB, create=False)
-        with _begin_read(env) as txn:
-            checker.pastes(txn, pastes, expiry)
-            checker.expiry_index(txn, pastes, expiry)
-            checker.pool(txn, pastes, pool)
+        with store.snapshot() as snap:
+            checker.pastes(snap.txn, snap.pastes, snap.expiry)
+            checker.expiry_index(snap.txn, snap.pastes, snap.expiry)
+            checker.pool(snap.txn, snap.pastes, snap.pool)
     finally:
-        env.close()
+        store.close()
     report = checker.report()
     log.info(
         "check of %s: %d pastes, %d expired not swept, %d problems",
@@ -215,17 +159,6 @@ def _prepare_dest(dest: Path) -> bool:
     return True
 
 
-def _copy(env: lmdb.Environment, dest: Path) -> None:
-    try:
-        env.copy(str(dest), compact=True)
-    except lmdb.MapResizedError:
-        # The server grew the file past our map between open and copy: adopt
-        # its size and copy again (the failed attempt left an empty file).
-        (dest / DATA_FILE).unlink(missing_ok=True)
-        env.set_mapsize(0)
-        env.copy(str(dest), compact=True)
-
-
 def _fsync_copy(dest: Path) -> None:
     """LMDB's copy does not sync; a backup must survive a power cut."""
     for path, flags in ((dest / DATA_FILE, os.O_RDONLY), (dest, os.O_RDONLY | os.O_DIRECTORY)):
@@ -237,7 +170,7 @@ def _fsync_copy(dest: Path) -> None:
 
 
 def _remove_partial_copy(dest: Path, created_dest: bool) -> None:
-    for name in (DATA_FILE, "lock.mdb"):
+    for name in (DATA_FILE, LOCK_FILE):
         (dest / name).unlink(missing_ok=True)
     if created_dest:
         try:
@@ -247,23 +180,13 @@ def _remove_partial_copy(dest: Path, created_dest: bool) -> None:
 
 
 def _count_pastes(dest: Path) -> int:
-    """Open the finished copy, which proves it is a readable environment."""
+    """Open the finished copy, which proves it is a readable data dir."""
     # Nothing else uses the copy yet: no lock file needed, none left behind.
-    env = lmdb.open(str(dest), readonly=True, lock=False, subdir=True, max_dbs=MAX_DBS)
+    copy = LmdbStore(dest, readonly=True, lock=False)
     try:
-        pastes = env.open_db(PASTES_DB, create=False)
-        with env.begin() as txn:
-            return txn.stat(pastes)["entries"]
+        return copy.stats().pastes
     finally:
-        env.close()
-
-
-def _begin_read(env: lmdb.Environment) -> lmdb.Transaction[bytes]:
-    try:
-        return env.begin()
-    except lmdb.MapResizedError:
-        env.set_mapsize(0)  # the server grew the file since we opened it: adopt its size
-        return env.begin()
+        copy.close()
 
 
 # -- check helpers ----------------------------------------------------------------

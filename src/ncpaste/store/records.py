@@ -17,7 +17,7 @@ import trio
 
 from ncpaste.core.errors import AliasTaken, Forbidden, NotFound
 from ncpaste.core.paste import FLAG_ALIAS, FLAG_BURN, FLAG_OPEN, LiveEnd, PasteMeta
-from ncpaste.store import NewLivePaste, NewPaste, StoredPaste, codec
+from ncpaste.store import NewLivePaste, NewPaste, Restored, StoredPaste, codec
 
 # Below this, compressing or decompressing on the event loop is cheaper than
 # a hop to a worker thread (zstd does ~64 KiB in well under a millisecond).
@@ -27,6 +27,10 @@ INLINE_CODEC_BYTES = 64 * 1024
 MAX_LIVE_GROUP_BYTES = 1 << 31
 # A live paste has no body yet: its checksum is set when it is finished.
 NO_CHECKSUM = b"\0" * codec.CHECKSUM_BYTES
+#: A paste's checksum (BLAKE2b-128 of its bytes) and its delete-token hash
+#: (SHA-256), in bytes: what an export carries of each.
+CHECKSUM_BYTES = codec.CHECKSUM_BYTES
+TOKEN_HASH_BYTES = codec.TOKEN_HASH_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +109,29 @@ def finished(meta: PasteMeta, body: bytes, expire_s: int, end: LiveEnd, now_ms: 
         (meta.flags & ~FLAG_OPEN) | end.flags,
     )
     return final, codec.compress(body)
+
+
+def restored(
+    key: str, created_ms: int, expires_ms: int, *, burn: bool, alias: bool,
+    token_hash: bytes, checksum: bytes, body: bytes,
+) -> Restored:
+    """A paste from an export, checked: raises ValueError naming what does
+    not match (its bytes against the checksum it was exported with)."""
+    if codec.checksum(body) != checksum:
+        raise ValueError("body does not match its blake2b checksum")
+    flags = (FLAG_BURN if burn else 0) | (FLAG_ALIAS if alias else 0)
+    return Restored(key, PasteMeta(created_ms, expires_ms, len(body), checksum, token_hash, flags), body)
+
+
+def pack_restored(paste: Restored) -> tuple[str, PasteMeta, bytes]:
+    """What a backend writes for a restored paste: its name, its metadata as
+    exported, and the frame (CPU-bound: run it off the event loop)."""
+    return paste.key, paste.meta, codec.compress(paste.body)
+
+
+def open_frame(frame: bytes | memoryview, meta: PasteMeta) -> bytes:
+    """The verified bytes of a frame (raises CorruptPaste, never wrong bytes)."""
+    return codec.open_body(frame, meta)
 
 
 async def open_stored(paste: StoredPaste) -> bytes:

@@ -40,20 +40,20 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import lmdb
 import trio
 
 from ncpaste.core import keys
 from ncpaste.core.errors import CorruptPaste, PasteError, StorageUnavailable
 from ncpaste.core.lru import ByteLRU
 from ncpaste.core.paste import LiveEnd, PasteMeta
-from ncpaste.store import Created, NewLivePaste, NewPaste, StoredPaste, StoreStats, codec, records
+from ncpaste.store import Created, NewLivePaste, NewPaste, Removal, Restored, Scanned, StoredPaste, StoreStats, codec, records
+from ncpaste.store.lmdb_env import open_environment
 from ncpaste.store.records import MAX_LIVE_GROUP_BYTES, Packed
-from ncpaste.store.s3_client import PreconditionFailed, S3Client, S3Object
+from ncpaste.store.s3_client import LIST_PAGE_KEYS, Listed, PreconditionFailed, S3Client, S3Object
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,9 @@ LIVE_GROUP_DIGITS = 10
 # A group frame this small is decompressed on the event loop: cheaper than
 # the hop to a worker thread.
 INLINE_DECOMPRESS_BYTES = 64 * 1024
+# Pastes fetched (or written, for an import) at once by an admin scan: round
+# trips overlap, and at most this many bodies are held.
+SCAN_FETCHES_AT_ONCE = 16
 # Group objects fetched at once when a reader catches up on a live paste.
 LIVE_FETCHES_AT_ONCE = 16
 # The node-local cache of read pastes (compressed frames): bounded bytes,
@@ -135,7 +138,7 @@ class KeyPool:
         self._new_key = new_key
         # No fsync: losing the last keys taken means handing one out again,
         # which the create-only PUT turns into "take the next one".
-        self._env = lmdb.open(str(path / "s3-node"), map_size=POOL_MAP_BYTES, max_dbs=4, sync=False, metasync=False)
+        self._env = open_environment(path / "s3-node", durable=False, map_bytes=POOL_MAP_BYTES)
         self._pool = self._env.open_db(POOL_DB)
         self._open = self._env.open_db(OPEN_DB)
 
@@ -279,23 +282,31 @@ def _meta_of(obj: S3Object) -> PasteMeta:
 
 
 class S3Store:
-    """``PasteStore`` on an S3 bucket; many nodes may share one bucket."""
+    """``PasteStore`` on an S3 bucket; many nodes may share one bucket.
+
+    ``pool`` is the node's local state; an admin command, which creates no
+    random keys and keeps no live paste open, opens the bucket without one."""
 
     def __init__(
         self,
         client: S3Client,
-        pool: KeyPool,
+        pool: KeyPool | None,
         clock_ms: Callable[[], int],
         *,
         cache_ttl_s: float = DEFAULT_CACHE_TTL_S,
         cache_bytes: int = CACHE_BYTES,
     ) -> None:
         self._s3 = client
-        self._pool = pool
+        self._node = pool
         self._clock_ms = clock_ms
         self._cache_ttl_ms = int(cache_ttl_s * 1000)
         self._cache: ByteLRU[_Cached] = ByteLRU(cache_bytes, CACHE_ITEM_MAX_BYTES, lambda c: len(c.paste.frame))
         self._marks, self._marks_queued = trio.open_memory_channel[_PendingMark](MAX_PENDING_MARKS)
+
+    def _pool(self) -> KeyPool:
+        if self._node is None:
+            raise RuntimeError("this S3 store was opened for admin commands: it has no node key pool")
+        return self._node
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The marker writers; start in a nursery before use."""
@@ -353,32 +364,42 @@ class S3Store:
         else:
             key = await self._create_random(paste.frame, meta, live_expire_s)
         if paste.is_live:
-            await trio.to_thread.run_sync(self._pool.mark_open, key, True)
+            await trio.to_thread.run_sync(self._pool().mark_open, key, True)
         return Created(key, now, meta.expires_ms, len(paste.frame))
 
     async def _create_random(self, frame: bytes, meta: PasteMeta, live_expire_s: int | None) -> str:
         for _ in range(MAX_KEY_ATTEMPTS):
             # Inline: an unsynced LMDB write of a few pages, no fsync (see
             # KeyPool), cheaper than the hop to a worker thread.
-            key = self._pool.take()
+            key = self._pool().take()
             if await self._put_new(key, frame, meta, live_expire_s):
                 return key
             log.warning("a pooled key was taken already; trying the next one")
         raise StorageUnavailable("storage unavailable: could not find a free key")
 
     async def _create_alias(self, alias: str, frame: bytes, meta: PasteMeta, live_expire_s: int | None) -> str:
+        if await self._put_named(alias, frame, meta, live_expire_s):
+            return alias
+        raise records.alias_taken(alias)
+
+    async def _put_named(self, key: str, frame: bytes, meta: PasteMeta, live_expire_s: int | None) -> bool:
+        """Write under a chosen name (an alias, a restored paste); False if a
+        live paste holds it."""
         for _ in range(MAX_ALIAS_ATTEMPTS):
-            if await self._put_new(alias, frame, meta, live_expire_s):
-                return alias
-            existing = await self._s3.head(PASTE_PREFIX + alias)
+            if await self._put_new(key, frame, meta, live_expire_s):
+                return True
+            existing = await self._s3.head(PASTE_PREFIX + key)
             if existing is None:
                 continue  # removed in between: try again
-            if _meta_of(existing).expires_ms > self._clock_ms():
-                break
+            try:
+                if _meta_of(existing).expires_ms > self._clock_ms():
+                    return False
+            except CorruptPaste:
+                return False  # unreadable: never overwritten
             # Expired but not swept yet: the name is free once that
             # generation is removed (by us, or by whoever claimed it).
-            await self._remove(alias, _generation_of(existing), abandoned_ok=True)
-        raise records.alias_taken(alias)
+            await self._remove(key, _generation_of(existing), abandoned_ok=True)
+        return False
 
     async def _put_new(self, key: str, frame: bytes, meta: PasteMeta, live_expire_s: int | None) -> bool:
         """Marker first, then the create-only PUT of a new generation; False
@@ -563,14 +584,14 @@ class S3Store:
 
     async def refill_pool(self) -> int:
         async def step() -> int:
-            return await trio.to_thread.run_sync(self._pool.refill, REFILL_BATCH)
+            return await trio.to_thread.run_sync(self._pool().refill, REFILL_BATCH)
 
         return await records.in_batches(step, REFILL_BATCH)
 
     async def stats(self) -> StoreStats:
         # Counting a bucket means listing all of it; that is the engine's job
         # (its own metrics), not something to do every few seconds.
-        pool = await trio.to_thread.run_sync(self._pool.size)
+        pool = -1 if self._node is None else await trio.to_thread.run_sync(self._node.size)
         return StoreStats(pastes=-1, pool_keys=pool, expiry_entries=-1, disk_bytes=-1, map_bytes=0)
 
     async def ping(self) -> None:
@@ -644,7 +665,7 @@ class S3Store:
                 await self._remove(key, generation)
                 kept = False
         await self._drop_groups(key)
-        await trio.to_thread.run_sync(self._pool.mark_open, key, False)
+        await trio.to_thread.run_sync(self._pool().mark_open, key, False)
         return kept
 
     async def _drop_groups(self, key: str) -> None:
@@ -663,10 +684,78 @@ class S3Store:
                     nursery.start_soon(delete, item.key)
 
     async def recover_live(self) -> int:
-        left_open = await trio.to_thread.run_sync(self._pool.open_keys)
+        left_open = await trio.to_thread.run_sync(self._pool().open_keys)
         for key in left_open:
             await self.finish_live(key, LiveEnd.INCOMPLETE)
         return len(left_open)
+
+
+    # -- what the admin commands add ---------------------------------------------
+
+    async def remove(self, key: str) -> Removal | None:
+        head = await self._s3.head(PASTE_PREFIX + key)
+        if head is None:
+            return None
+        try:
+            meta: PasteMeta | None = _meta_of(head)
+        except CorruptPaste:
+            meta = None
+        if meta is not None and meta.expires_ms <= self._clock_ms():
+            return None  # gone for every reader already; the sweep removes it
+        if not await self._remove(key, _generation_of(head), abandoned_ok=True):
+            return None  # a reader's burn or another delete got there first
+        if meta is None or meta.is_open:
+            await self._drop_groups(key)
+        return Removal.REMOVED if meta is not None else Removal.DAMAGED
+
+    async def scan(self, *, bodies: bool) -> AsyncIterator[Scanned]:
+        """Every paste object as listed (S3 has no snapshot: one created or
+        removed meanwhile may or may not be seen), SCAN_FETCHES_AT_ONCE
+        fetched at a time so memory stays bounded."""
+        start_after = ""
+        while True:
+            listed = await self._s3.list(PASTE_PREFIX, start_after=start_after)
+            for first in range(0, len(listed), SCAN_FETCHES_AT_ONCE):
+                for found in await self._look_at(listed[first : first + SCAN_FETCHES_AT_ONCE], bodies):
+                    if found is not None:
+                        yield found
+            if len(listed) < LIST_PAGE_KEYS:
+                return
+            start_after = listed[-1].key
+
+    async def _look_at(self, items: list[Listed], bodies: bool) -> list[Scanned | None]:
+        found: list[Scanned | None] = [None] * len(items)
+
+        async def one(index: int, item: Listed) -> None:
+            name = item.key
+            obj = await (self._s3.get(name) if bodies else self._s3.head(name))
+            if obj is None:
+                return  # removed since the listing
+            try:
+                meta: PasteMeta | None = _meta_of(obj)
+            except CorruptPaste:
+                meta = None
+            frame = obj.body if bodies and meta is not None else None
+            found[index] = Scanned(name[len(PASTE_PREFIX) :].encode(), meta, item.size, frame)
+
+        async with trio.open_nursery() as nursery:
+            for index, item in enumerate(items):
+                nursery.start_soon(one, index, item)
+        return found
+
+    async def restore(self, pastes: Sequence[Restored]) -> list[bool]:
+        results = [False] * len(pastes)
+        limiter = trio.CapacityLimiter(SCAN_FETCHES_AT_ONCE)
+
+        async def one(index: int, paste: Restored) -> None:
+            async with limiter:
+                key, meta, frame = await trio.to_thread.run_sync(records.pack_restored, paste)
+                results[index] = await self._put_named(key, frame, meta, None)
+
+        async with trio.open_nursery() as nursery:
+            for index, paste in enumerate(pastes):
+                nursery.start_soon(one, index, paste)
+        return results
 
 
 def _claim_abandoned(body: bytes, now: int) -> bool:
