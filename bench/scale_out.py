@@ -26,23 +26,32 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench as b  # noqa: E402  (the shared client machinery)
+# The shared machinery of bench.py: its servers and its clients.
+from bench_clients import (  # noqa: E402
+    ClientSpec,
+    HttpConns,
+    bodies_for,
+    parse_wrk,
+    run_clients,
+    verify_samples,
+    wrk_cmd,
+    wrk_script,
+)
+from bench_servers import HOST, REPO, KiB, Ncpaste, ProcessRegistry, free_port  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
 BUCKET = "bench"
 
 
 def _free_port_pair() -> int:
     """A port p with p + 10000 free too (weed's gRPC port for each service)."""
     for _ in range(200):
-        port = b.free_port()
+        port = free_port()
         if port + 10000 < 65536:
             with socket.socket() as probe:
                 try:
-                    probe.bind((b.HOST, port + 10000))
+                    probe.bind((HOST, port + 10000))
                     return port
                 except OSError:
                     continue
@@ -60,7 +69,7 @@ class Seaweed:
             "VOLUME_PORT": str(_free_port_pair()), "FILER_PORT": str(_free_port_pair()),
             "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
         }
-        self.endpoint = f"http://{b.HOST}:{self.env['S3_PORT']}"
+        self.endpoint = f"http://{HOST}:{self.env['S3_PORT']}"
 
     def start(self) -> dict[str, str]:
         out = subprocess.run(["bash", str(REPO / "deploy/seaweedfs.sh"), "start"], env=self.env,
@@ -74,32 +83,35 @@ class Seaweed:
         subprocess.run(["bash", str(REPO / "deploy/seaweedfs.sh"), "stop"], env=self.env, timeout=60, check=False)
 
 
-def _node(tmp: Path, label: str, store_args: list[str], env: dict[str, str]) -> b.Ncpaste:
-    opts = SimpleNamespace(python=sys.executable, workers_args=[], ncpaste_args=store_args, env=env)
-    node = b.Ncpaste(tmp, tmp / f"data-{label}", opts, label=label)  # type: ignore[arg-type]
+def _node(tmp: Path, label: str, store_args: list[str], env: dict[str, str], registry: ProcessRegistry,
+          conns: HttpConns) -> Ncpaste:
+    node = Ncpaste(tmp, tmp / f"data-{label}", registry, conns, python=sys.executable, extra_args=store_args,
+                   env=env, label=label)
     node.start()
     return node
 
 
-def _ingest(nodes: list[b.Ncpaste], seconds: float, bodies: list[bytes]) -> dict:
+def _ingest(nodes: list[Ncpaste], seconds: float, bodies: list[bytes], registry: ProcessRegistry,
+            conns: HttpConns) -> dict:
     """32 netcat connections spread over the nodes, for ``seconds``."""
     results = []
     import threading
 
-    def drive(node: b.Ncpaste, conns: int) -> None:
-        results.append(b.run_clients(b.ClientSpec("nc", node.tcp, bodies), conns, procs=1, duration_s=seconds))
+    def drive(node: Ncpaste, n_conns: int) -> None:
+        spec = ClientSpec("nc", node.tcp, bodies)
+        results.append(run_clients(spec, n_conns, procs=1, registry=registry, duration_s=seconds))
 
     threads = [threading.Thread(target=drive, args=(node, 32 // len(nodes))) for node in nodes]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    # Read back afterwards, from this thread only (b.http_get keeps one
+    # Read back afterwards, from this thread only (HttpConns keeps one
     # connection per server, not to be shared between threads), through the
     # last node: with two nodes, half the pastes are read on the other one.
     reader = nodes[-1]
     for result in results:
-        b.verify_samples(result, bodies, lambda url: b.read_http(reader.url + "/" + url.rsplit("/", 1)[1]))
+        verify_samples(result, bodies, lambda url: conns.read(reader.url + "/" + url.rsplit("/", 1)[1]))
     return {
         "rate": sum(r["rate"] for r in results),
         "wrong": sum(r["wrong"] for r in results),
@@ -110,24 +122,24 @@ def _ingest(nodes: list[b.Ncpaste], seconds: float, bodies: list[bytes]) -> dict
     }
 
 
-def _reads(tmp: Path, nodes: list[b.Ncpaste], seconds: int) -> dict:
+def _reads(tmp: Path, nodes: list[Ncpaste], seconds: int) -> dict:
     """wrk on each node at once (64 connections in all) over 200 stored 1 KiB pastes."""
-    bodies = b.bodies_for(1 * b.KiB, 200, seed=7)
+    bodies = bodies_for(1 * KiB, 200, seed=7)
     paths = []
     for i, body in enumerate(bodies):
         url = _paste(nodes[i % len(nodes)], body)
         paths.append("/" + url.rsplit("/", 1)[1])
-    script = b.wrk_script(tmp, f"reads-{len(nodes)}-{nodes[0].name}", paths)
-    procs = [subprocess.Popen(b.wrk_cmd(node.url, seconds, conns=64 // len(nodes), script=script),
+    script = wrk_script(tmp, f"reads-{len(nodes)}-{nodes[0].name}", paths)
+    procs = [subprocess.Popen(wrk_cmd(node.url, seconds, conns=64 // len(nodes), script=script),
                               stdout=subprocess.PIPE, text=True) for node in nodes]
     outs = [proc.communicate(timeout=seconds + 60)[0] for proc in procs]
-    parsed = [b.parse_wrk(out) for out in outs]
+    parsed = [parse_wrk(out) for out in outs]
     return {"rate": sum(p["rate"] for p in parsed), "p99_ms": max(p.get("p99_ms") or 0 for p in parsed),
             "failed": sum(p["failed"] for p in parsed)}
 
 
-def _paste(node: b.Ncpaste, body: bytes) -> str:
-    with socket.create_connection((b.HOST, node.tcp), timeout=30) as sock:
+def _paste(node: Ncpaste, body: bytes) -> str:
+    with socket.create_connection((HOST, node.tcp), timeout=30) as sock:
         sock.sendall(body)
         sock.shutdown(socket.SHUT_WR)
         reply = b""
@@ -149,23 +161,25 @@ def main(argv: list[str]) -> int:
     if not shutil.which("wrk"):
         print("wrk is not installed: run bench/bench.py --install first", file=sys.stderr)
         return 1
-    bodies = b.bodies_for(1 * b.KiB, 512, seed=3)
+    bodies = bodies_for(1 * KiB, 512, seed=3)
     tmp = Path(tempfile.mkdtemp(prefix="ncpaste-scale-"))
     engine = Seaweed(tmp)
     rows: dict[str, list[float]] = {}
     problems: list[str] = []
+    registry = ProcessRegistry()
+    conns = HttpConns()
     try:
         env = {**os.environ, **engine.start()}
         for round_number in range(rounds):
             store = f"s3://{BUCKET}/r{round_number}?endpoint={engine.endpoint}"
-            lmdb = _node(tmp, f"lmdb{round_number}", [], env)
-            s3_a = _node(tmp, f"s3a{round_number}", ["--store", store], env)
-            s3_b = _node(tmp, f"s3b{round_number}", ["--store", store], env)
+            lmdb = _node(tmp, f"lmdb{round_number}", [], env, registry, conns)
+            s3_a = _node(tmp, f"s3a{round_number}", ["--store", store], env, registry, conns)
+            s3_b = _node(tmp, f"s3b{round_number}", ["--store", store], env, registry, conns)
             try:
                 cells = {
-                    "create lmdb": _ingest([lmdb], seconds, bodies),
-                    "create s3 x1": _ingest([s3_a], seconds, bodies),
-                    "create s3 x2": _ingest([s3_a, s3_b], seconds, bodies),
+                    "create lmdb": _ingest([lmdb], seconds, bodies, registry, conns),
+                    "create s3 x1": _ingest([s3_a], seconds, bodies, registry, conns),
+                    "create s3 x2": _ingest([s3_a, s3_b], seconds, bodies, registry, conns),
                     "get lmdb": _reads(tmp, [lmdb], seconds),
                     "get s3 x1": _reads(tmp, [s3_a], seconds),
                     "get s3 x2": _reads(tmp, [s3_a, s3_b], seconds),
@@ -181,7 +195,8 @@ def main(argv: list[str]) -> int:
                                     f"{cell.get('errors') or ''}")
     finally:
         engine.stop()
-        b.PROCS.stop_all()
+        conns.close()
+        registry.stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
 
     def median(values: list[float]) -> float:
