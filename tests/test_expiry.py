@@ -15,7 +15,7 @@ async def test_paste_is_not_served_after_expiry_and_sweep_removes_it(server, clo
     clock.advance(1)
     gone = await fetch(server.http_port, "GET", "/" + key)
     assert gone.status == 404 and gone.body == b"error: no such paste (it may have expired)\n"
-    store = server.service.store
+    store = server.store
     assert (await store.stats()).pastes == 2  # not served, but not yet swept
     assert await store.sweep_expired() == 1
     stats = await store.stats()
@@ -59,7 +59,7 @@ async def test_periodic_sweep_task_runs(nursery, config, clock):
     for n in range(20):
         await nc(server.tcp_port, b"#!ncpaste expire=1m\n%d\n" % n)
     clock.advance(61)
-    store = server.service.store
+    store = server.store
     with trio.fail_after(5):
         while (await store.stats()).pastes:
             await trio.sleep(0.05)
@@ -68,7 +68,7 @@ async def test_periodic_sweep_task_runs(nursery, config, clock):
 
 async def test_periodic_pool_refill_task_runs(nursery, config, clock):
     server = await start_server(nursery, config, clock, pool_refill_interval_s=0.05, pool_target=50)
-    store = server.service.store
+    store = server.store
     with trio.fail_after(5):
         while (await store.stats()).pool_keys < 50:
             await trio.sleep(0.05)

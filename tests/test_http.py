@@ -173,7 +173,7 @@ async def test_too_large_is_413_and_nothing_stored(nursery, config, clock):
     reply = await fetch(server.http_port, "POST", "/", b"x" * 5000)
     assert reply.status == 413
     assert reply.body == b"error: paste too large: the limit is 1 KiB\n"
-    stats = await server.service.store.stats()
+    stats = await server.store.stats()
     assert stats.pastes == 0
 
 

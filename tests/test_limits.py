@@ -722,7 +722,6 @@ async def test_a_reload_swaps_one_snapshot_for_everyone(nursery, config, clock):
 
     server = await start_server(nursery, config, clock)
     server.reload(replace(config, pastes_per_minute=5, deny=("192.0.2.0/24",), max_paste_bytes=10))
-    service = server.service
-    assert service.config is service.guard.config
-    assert service.config.pastes_per_minute == 5 and service.config.deny == ("192.0.2.0/24",)
-    assert service.config.max_paste_bytes == config.max_paste_bytes  # needs a restart
+    assert server.config is server.guard.config
+    assert server.config.pastes_per_minute == 5 and server.config.deny == ("192.0.2.0/24",)
+    assert server.config.max_paste_bytes == config.max_paste_bytes  # needs a restart

@@ -153,7 +153,7 @@ async def test_burn_is_refused_on_the_live_port(server):
 async def test_plain_nc_without_half_close_ends_after_the_live_idle_timeout(server):
     writer, url = await open_writer(server)
     await writer.send_all(b"then silence\n")
-    with trio.fail_after(server.service.config.live_idle_timeout_s + 5):
+    with trio.fail_after(server.config.live_idle_timeout_s + 5):
         assert await read_until_closed(writer) == b""
     got = await fetch(server.http_port, "GET", "/" + key_of(url))
     assert got.body == b"then silence\n" and got.headers["x-paste-state"] == "complete"

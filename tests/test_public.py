@@ -71,7 +71,7 @@ async def test_paste_rate_limit_on_netcat_and_http(nursery, config, clock):
     assert over.status == 429
     assert over.headers["retry-after"] == "20"
     assert over.body == b"error: rate limited: too many pastes from your address, retry in 20 s\n"
-    assert (await server.service.store.stats()).pastes == 3
+    assert (await server.store.stats()).pastes == 3
     # Reads are not limited.
     assert (await fetch(server.http_port, "GET", "/healthz")).status == 200
 
@@ -143,7 +143,7 @@ async def test_proxy_v1_and_v2_from_trusted_proxy_name_the_real_client(nursery, 
 async def test_proxy_header_from_untrusted_peer_is_refused(server):
     reply = await nc(server.tcp_port, proxy_v1("203.0.113.7") + b"spoofed\n")
     assert reply == b"error: PROXY protocol header from an address that is not a trusted proxy\n"
-    assert (await server.service.store.stats()).pastes == 0
+    assert (await server.store.stats()).pastes == 0
 
 
 async def test_forwarded_headers_only_from_trusted_proxies(nursery, config, clock):
@@ -169,7 +169,7 @@ async def test_limiter_memory_is_bounded_under_a_flood_of_addresses(nursery, con
     for n in range(300):
         reply = await nc(server.tcp_port, proxy_v1(f"198.18.{n // 250}.{n % 250 + 1}") + b"x\n")
         assert reply.startswith(b"http://")
-    assert server.service.guard.limiter.tracked() <= 50
+    assert server.guard.limiter.tracked() <= 50
 
 
 @pytest.mark.skipif(not socket.has_ipv6, reason="no IPv6")
@@ -236,7 +236,7 @@ async def test_redact_over_http_and_server_default(nursery, config, clock):
 async def test_corrupt_record_is_500_and_logged_never_wrong_bytes(server, caplog):
     caplog.set_level(logging.INFO)
     key = key_of(await nc(server.tcp_port, b"precious bytes\n"))
-    lmdb_store = server.service.store._store
+    lmdb_store = server.store._store
     env, db = lmdb_store._env, lmdb_store._pastes
     with env.begin(write=True, db=db) as txn:
         record = bytearray(txn.get(key.encode()))

@@ -148,8 +148,8 @@ async def test_expiry_on_one_node_is_seen_on_all(s3_env, config, nursery: trio.N
         # Exact on every node, however long their caches are.
         assert (await fetch(a.http_port, "GET", "/" + key)).status == 404
         assert (await fetch(b.http_port, "GET", "/" + key)).status == 404
-        assert await b.service.store.sweep_expired() == 1
-        assert await a.service.store.sweep_expired() == 0
+        assert await b.store.sweep_expired() == 1
+        assert await a.store.sweep_expired() == 0
 
 
 def test_killing_a_node_loses_nothing_it_acknowledged(s3_env, cli_server, tmp_path: Path) -> None:
@@ -319,8 +319,8 @@ async def test_a_reader_stops_following_a_live_paste_whose_writer_node_died(
     reader_node = await start_server(nursery, config, clock, store=store, data_dir=tmp_path / "b")
     # What a node leaves behind when it dies mid-stream: an open paste with
     # committed groups, and nobody left to finish it.
-    created = await reader_node.service.store.create_live(NewLivePaste(keys.token_hash("t"), 600, 3600))
-    await reader_node.service.store.append_live(created.key, 1, b"last words\n", 11)
+    created = await reader_node.store.create_live(NewLivePaste(keys.token_hash("t"), 600, 3600))
+    await reader_node.store.append_live(created.key, 1, b"last words\n", 11)
     with trio.fail_after(30):
         started = trio.current_time()
         reader, raw = await open_reader(reader_node, created.key)

@@ -9,11 +9,16 @@ import pytest
 import trio
 import trio.testing
 
+from ncpaste.config import Current
 from ncpaste.core import keys
 from ncpaste.core.errors import AliasTaken, Forbidden, NotFound
-from ncpaste.net.http import HttpConnection
+from ncpaste.net.guard import Guard
+from ncpaste.net.hot import HotCache
+from ncpaste.net.http import handle_http
+from ncpaste.net.live_state import LiveRegistry
+from ncpaste.net.metrics import Metrics
 from ncpaste.net.netcat import handle_netcat
-from ncpaste.net.pastes import PasteService
+from ncpaste.net.pastes import Pastes, Site
 from ncpaste.store import Created, NewPaste, StoredPaste, StoreStats, records
 
 from conftest import read_until_closed
@@ -66,16 +71,46 @@ class MemoryStore:
         return None
 
 
+class Shell:
+    """The netcat handler with what the server hands it, on a memory store."""
+
+    def __init__(self, config, clock) -> None:
+        self.current = Current(config)
+        self.store = MemoryStore(clock)
+        self._pastes = Pastes(self.store, clock, self.current)
+        self._site = Site(config, "https://paste.example.com", tcp_port=9999, live_port=None)
+        self._guard, self._metrics = Guard(self.current), Metrics()
+
+    @property
+    def config(self):
+        return self.current.config
+
+    @config.setter
+    def config(self, config) -> None:
+        self.current.config = config
+
+    async def handle(self, stream) -> None:
+        await handle_netcat(
+            stream, current=self.current, pastes=self._pastes, site=self._site, guard=self._guard, metrics=self._metrics
+        )
+
+    async def handle_http(self, stream) -> None:
+        await handle_http(
+            stream, current=self.current, pastes=self._pastes, site=self._site, guard=self._guard,
+            metrics=self._metrics, hot=HotCache(), live=LiveRegistry(),
+        )
+
+
 @pytest.fixture
 def service(config, clock):
-    return PasteService(config, MemoryStore(clock), clock, base_url="https://paste.example.com", tcp_port=9999)
+    return Shell(config, clock)
 
 
 async def _netcat(service, chunks: list[bytes], *, half_close: bool, gap_s: float = 0.0) -> tuple[bytes, float]:
     client, server_side = trio.testing.memory_stream_pair()
     started = trio.current_time()
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(handle_netcat, server_side, service)
+        nursery.start_soon(service.handle, server_side)
         for chunk in chunks:
             await client.send_all(chunk)
             await trio.sleep(gap_s)
@@ -110,7 +145,7 @@ async def test_first_byte_may_come_late(service, autojump_clock):
     late = service.config.first_byte_timeout_s * 0.9
     client, server_side = trio.testing.memory_stream_pair()
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(handle_netcat, server_side, service)
+        nursery.start_soon(service.handle, server_side)
         await client.send_all(b"#!ncpaste expire=1h\n")  # options first, output much later
         await trio.sleep(late)
         await client.send_all(b"finally\n")
@@ -145,7 +180,7 @@ async def test_trickling_client_is_cut_at_max_upload(service, autojump_clock):
     service.config = replace(service.config, max_upload_s=5.0)
     client, server_side = trio.testing.memory_stream_pair()
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(handle_netcat, server_side, service)
+        nursery.start_soon(service.handle, server_side)
 
         async def trickle() -> None:
             try:
@@ -181,7 +216,7 @@ async def test_http_pipelined_requests_on_memory_stream(service, autojump_clock)
     key = reply.decode().strip().rsplit("/", 1)[1]
     client, server_side = trio.testing.memory_stream_pair()
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(HttpConnection(server_side, service).serve)
+        nursery.start_soon(service.handle_http, server_side)
         request = f"GET /{key} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
         await client.send_all(request * 3 + b"GET /nope123 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         answer = await read_until_closed(client)
@@ -194,7 +229,7 @@ async def test_http_keepalive_idle_connection_is_closed(service, autojump_clock)
     client, server_side = trio.testing.memory_stream_pair()
     started = trio.current_time()
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(HttpConnection(server_side, service).serve)
+        nursery.start_soon(service.handle_http, server_side)
         await client.send_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         answer = await read_until_closed(client)
     assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(b"ok\n")
@@ -204,7 +239,7 @@ async def test_http_keepalive_idle_connection_is_closed(service, autojump_clock)
 async def test_http_body_stall_is_timed_out(service, autojump_clock):
     client, server_side = trio.testing.memory_stream_pair()
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(HttpConnection(server_side, service).serve)
+        nursery.start_soon(service.handle_http, server_side)
         await client.send_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly part")
         answer = await read_until_closed(client)
     assert answer.startswith(b"HTTP/1.1 408 ")

@@ -158,6 +158,17 @@ class Config:
         return (self.url or _default_url(self.http)).rstrip("/")
 
 
+class Current:
+    """The configuration a running server reads now: one snapshot, replaced
+    whole on SIGHUP (never edited in place), so a connection that reads it
+    once at its start sees one consistent set of settings."""
+
+    __slots__ = ("config",)
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+
 def check(config: Config) -> Config:
     """Cross-field checks; raises ValueError with a message naming the flag."""
     if not keys.MIN_KEY_LENGTH <= config.key_length <= keys.MAX_KEY_LENGTH:

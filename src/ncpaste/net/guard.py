@@ -16,7 +16,7 @@ from pathlib import Path
 
 import trio
 
-from ncpaste.config import Config
+from ncpaste.config import Config, Current
 from ncpaste.core.addresses import in_networks, parse_networks
 from ncpaste.core.errors import Denied, PasteError, RateLimited
 from ncpaste.core.forwarded import client_from_forwarded
@@ -58,12 +58,17 @@ def _refused(refusal: Refused) -> RateLimited:
 class Guard:
     """Shared by every connection of one server."""
 
-    def __init__(self, config: Config) -> None:
-        self.config = config
+    def __init__(self, current: Current) -> None:
+        self._current = current
+        config = current.config
         self.limiter = ClientLimiter(_limit_settings(config))
         self.trusted = parse_networks(config.trusted_proxies)
         self.acl = self._load_acl()
         self._permitted: dict[str, str] = {}
+
+    @property
+    def config(self) -> Config:
+        return self._current.config
 
     def _load_acl(self) -> AccessList:
         """--allow/--deny plus the --acl-file's lines."""
@@ -78,15 +83,16 @@ class Guard:
     def reload(self, config: Config | None = None) -> None:
         """SIGHUP: take new limits, lists and trusted proxies (from ``config``
         if given) and re-read the ACL file. A bad file keeps the old lists;
-        limiter state (who used what) is kept."""
-        previous = self.config
+        limiter state (who used what) is kept. The new snapshot becomes
+        everyone's (``Current``) only once it is known to be good."""
+        previous = self._current.config
         if config is not None:
-            self.config = config
+            self._current.config = config
         try:
             acl = self._load_acl()
             trusted = parse_networks(self.config.trusted_proxies)
         except (OSError, ValueError) as exc:
-            self.config = previous
+            self._current.config = previous
             log.error("access lists not reloaded, keeping the old ones: %s", exc)
             return
         self.acl, self.trusted = acl, trusted

@@ -10,6 +10,7 @@ from http import HTTPStatus
 import h11
 import trio
 
+from ncpaste.config import Current
 from ncpaste.core import keys, reads, units
 from ncpaste.core.errors import (
     BadOption,
@@ -39,11 +40,13 @@ from ncpaste.core.slicing import LogQuery, parse_log_query
 from ncpaste.core.view import csp, render_head, render_tail
 from ncpaste.logs import event
 from ncpaste.net import views
-from ncpaste.net.guard import peer_ip_of
-from ncpaste.net.hot import HotPaste
+from ncpaste.net.guard import Guard, peer_ip_of
+from ncpaste.net.hot import HotCache, HotPaste
 from ncpaste.net.live import follow_in_store, stream_to_reader
+from ncpaste.net.live_state import LiveRegistry
+from ncpaste.net.metrics import Metrics
 from ncpaste.net.multipart import MAX_FORM_OVERHEAD_BYTES, FormPaste, boundary_of
-from ncpaste.net.pastes import PasteService
+from ncpaste.net.pastes import Pastes, Site
 from ncpaste.net.streams import RECEIVE_BYTES, close_quietly, drain
 from ncpaste.store import StoredPaste
 
@@ -62,14 +65,27 @@ class _Close(Exception):
 
 
 class HttpConnection:
-    def __init__(self, stream: trio.abc.Stream, service: PasteService) -> None:
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        *,
+        current: Current,
+        pastes: Pastes,
+        site: Site,
+        guard: Guard,
+        metrics: Metrics,
+        hot: HotCache,
+        live: LiveRegistry,
+    ) -> None:
         self.stream = stream
-        self.service = service
-        self.config = service.config
+        # The snapshot current when the connection opened, for all of it.
+        self.config = current.config
+        self.pastes, self.store, self.site = pastes, pastes.store, site
+        self.metrics, self.hot, self.live = metrics, hot, live
         self.conn = h11.Connection(
             h11.SERVER, max_incomplete_event_size=self.config.http_max_header_bytes
         )
-        self.guard = service.guard
+        self.guard = guard
         self.peer = peer_ip_of(stream)
         #: The client of every request on this connection; None behind a
         #: trusted proxy without PROXY header (then X-Forwarded-For says).
@@ -189,7 +205,7 @@ class HttpConnection:
             await self._dispatch(method, where, headers, client, key)
         except PasteError as error:
             if where is not None and where.kind.creates:
-                self.service.metrics.paste_rejected("http", error.reason)
+                self.metrics.paste_rejected("http", error.reason)
             await self._try_send_error(error)
         except (_Close, trio.BrokenResourceError, trio.ClosedResourceError):
             raise
@@ -202,7 +218,7 @@ class HttpConnection:
     def _account(self, where: Route | None, method: str, client: str, started: float) -> None:
         """Metrics and the one log line of a request (never its body or token)."""
         elapsed = trio.current_time() - started
-        metrics = self.service.metrics
+        metrics = self.metrics
         kind = where.kind if where is not None else None
         if kind is not None and kind.creates:
             metrics.observe_request("create", elapsed)
@@ -227,19 +243,19 @@ class HttpConnection:
         await _HANDLERS[where.kind](self, _Request(method, where, headers, client, key))
 
     async def _usage(self, request: _Request) -> None:
-        await self._send_text(request.method, 200, self.service.usage)
+        await self._send_text(request.method, 200, self.site.usage)
 
     async def _healthz(self, request: _Request) -> None:
-        await self.service.store.ping()
+        await self.store.ping()
         await self._send_text(request.method, 200, "ok\n")
 
     async def _robots(self, request: _Request) -> None:
         await self._send_text(request.method, 200, ROBOTS_TXT.decode())
 
     async def _metrics(self, request: _Request) -> None:
-        if not self.service.metrics_allowed(request.client):
+        if not self.site.metrics_allowed(request.client):
             raise Denied("metrics are not served to your address")
-        body, content_type = self.service.metrics.render()
+        body, content_type = self.metrics.render()
         headers = [(b"content-type", content_type), *SAFETY_HEADERS]
         await self._send(200, headers, b"" if request.method == "HEAD" else body)
 
@@ -255,14 +271,14 @@ class HttpConnection:
         token = request.headers.get(b"x-delete-token")
         if not token:
             raise BadRequest("send the delete token in the X-Delete-Token header")
-        await self.service.store.delete(request.where.key or "", token.decode("latin-1"))
+        await self.store.delete(request.where.key or "", token.decode("latin-1"))
         await self._send(204, [], b"")
 
     # -- reads ---------------------------------------------------------------
 
     async def _read(self, method: str, key: str, headers: dict[bytes, bytes], query: LogQuery) -> None:
         """Fetch what ``core.reads`` decides, and send it."""
-        store = self.service.store
+        store = self.store
         request = reads.ReadRequest.of(method, query, headers)
         paste = await store.get(key)
         if paste is not None and reads.takes(request, paste.meta):
@@ -273,7 +289,7 @@ class HttpConnection:
         await _REPRESENTATIONS[decision.representation](self, request, paste, decision)
 
     async def _send_raw_paste(self, request: reads.ReadRequest, paste: StoredPaste, decision: reads.ReadDecision) -> None:
-        hot = None if paste.meta.burn else self.service.hot.get(paste.key, paste.meta.checksum)
+        hot = None if paste.meta.burn else self.hot.get(paste.key, paste.meta.checksum)
         payload: bytes | memoryview = b""
         if decision.encoding == "zstd":
             payload = paste.frame  # the stored frame, sent as is
@@ -281,7 +297,7 @@ class HttpConnection:
             if hot is None:
                 hot = await self._hot(paste)
             payload = hot.gzip()
-        plan = reads.plan_raw(request, paste.meta, self.service.clock_ms(), decision, len(payload))
+        plan = reads.plan_raw(request, paste.meta, self.pastes.clock_ms(), decision, len(payload))
         if plan.span is None:
             await self._send(plan.status, plan.headers, b"")
             return
@@ -295,15 +311,15 @@ class HttpConnection:
 
     async def _hot(self, paste: StoredPaste) -> HotPaste:
         """The verified plain bytes, from the hot cache or decompressed now."""
-        body = await self.service.body(paste)
+        body = await self.pastes.body(paste)
         if paste.meta.burn:
             return HotPaste(paste.meta.checksum, body)
-        return self.service.hot.put(paste.key, paste.meta.checksum, body)
+        return self.hot.put(paste.key, paste.meta.checksum, body)
 
     async def _send_selected(self, request: reads.ReadRequest, paste: StoredPaste, decision: reads.ReadDecision) -> None:
         """?tail, ?lines, ?grep, ?ansi=strip of a finished paste, or of a live one so far."""
         if paste.meta.is_open:
-            body = (await self.service.store.read_live(paste.key))[0]
+            body = (await self.store.read_live(paste.key))[0]
         else:
             body = (await self._hot(paste)).body
         out = await views.selected(body, request.query)
@@ -314,31 +330,30 @@ class HttpConnection:
         await self._start_chunked(list(decision.headers))
         if not decision.head_only:
             body = (await self._hot(paste)).body
-            await views.stream_html(self._send_piece, paste, body, self.service)
+            await views.stream_html(self._send_piece, paste, body, self.site.base_url)
         await self._send_raw(self.conn.send(h11.EndOfMessage()))
 
     async def _send_html_follow(
         self, request: reads.ReadRequest, paste: StoredPaste, decision: reads.ReadDecision
     ) -> None:
         """The HTML view of an open live paste, growing until its writer ends."""
-        service = self.service
         await self._start_chunked(list(decision.headers))
         if not decision.head_only:
-            info = views.page_info(paste, service.base_url, paste.meta.size, None)
+            info = views.page_info(paste, self.site.base_url, paste.meta.size, None)
             await self._send_piece(render_head(info).encode())
             renderer = views.HtmlLines(self._send_piece)
             await self._follow(renderer.feed, paste)
             await renderer.finish()
-            final = await service.store.get(paste.key)
-            await self._send_piece(render_tail(views.page_info(final or paste, service.base_url, 0, None)).encode())
+            final = await self.store.get(paste.key)
+            await self._send_piece(render_tail(views.page_info(final or paste, self.site.base_url, 0, None)).encode())
         await self._send_raw(self.conn.send(h11.EndOfMessage()))
 
     async def _follow(self, send: Callable[[bytes], Awaitable[None]], paste: StoredPaste) -> None:
-        live = self.service.live.open.get(paste.key)
+        live = self.live.open.get(paste.key)
         if live is not None:
-            await stream_to_reader(send, live, self.service, paste)
+            await stream_to_reader(send, live, self.pastes, self.metrics)
         else:  # written through another worker process or node: follow the store
-            await follow_in_store(send, self.service, paste.key)
+            await follow_in_store(send, paste.key, self.pastes, self.metrics, self.config)
 
     async def _start_chunked(self, headers: list[tuple[bytes, bytes]]) -> None:
         """Begin a response whose length is not known yet (chunked)."""
@@ -361,8 +376,8 @@ class HttpConnection:
         self, request: reads.ReadRequest, paste: StoredPaste, decision: reads.ReadDecision
     ) -> None:
         """HEAD and Range of an open live paste: from what is committed now."""
-        body, _ = await self.service.store.read_live(paste.key)
-        plan = reads.plan_open_snapshot(request, paste.meta, self.service.clock_ms(), len(body))
+        body, _ = await self.store.read_live(paste.key)
+        plan = reads.plan_open_snapshot(request, paste.meta, self.pastes.clock_ms(), len(body))
         if plan.span is None:
             await self._send(plan.status, plan.headers, b"")
             return
@@ -399,12 +414,12 @@ class HttpConnection:
             pairs += form.option_pairs
         options = options_from_pairs(pairs)
         _, body = builder.finish()
-        plan = self.service.plan(options)
+        plan = self.pastes.plan(options)
         self.guard.charge(key, len(body))
-        created, token, redacted = await self.service.create(body, plan, via="http", client=client)
-        self.service.metrics.paste_created("http", len(body))
+        created, token, redacted = await self.pastes.create(body, plan, via="http", client=client)
+        self.metrics.paste_created("http", len(body))
         del body, builder, form
-        url = self.service.url(created.key)
+        url = self.site.url(created.key)
         await self._send(
             201,
             [
@@ -527,5 +542,18 @@ _REPRESENTATIONS: dict[
 }
 
 
-async def handle_http(stream: trio.SocketStream, service: PasteService) -> None:
-    await HttpConnection(stream, service).serve()
+async def handle_http(
+    stream: trio.SocketStream,
+    *,
+    current: Current,
+    pastes: Pastes,
+    site: Site,
+    guard: Guard,
+    metrics: Metrics,
+    hot: HotCache,
+    live: LiveRegistry,
+) -> None:
+    connection = HttpConnection(
+        stream, current=current, pastes=pastes, site=site, guard=guard, metrics=metrics, hot=hot, live=live
+    )
+    await connection.serve()

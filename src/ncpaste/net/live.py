@@ -20,17 +20,18 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
-from ncpaste.config import Config
+from ncpaste.config import Config, Current
 from ncpaste.core import units
 from ncpaste.core.errors import BadOption, EmptyPaste, NotText, PasteError, TooLarge
 from ncpaste.core.ingest import PasteBuilder
 from ncpaste.core.paste import LiveEnd
 from ncpaste.logs import event
-from ncpaste.net.guard import peer_ip_of
-from ncpaste.net.live_state import LivePaste
-from ncpaste.net.pastes import PasteService
+from ncpaste.net.guard import Guard, peer_ip_of
+from ncpaste.net.live_state import LivePaste, LiveRegistry
+from ncpaste.net.metrics import Metrics
+from ncpaste.net.pastes import Pastes, Site
 from ncpaste.net.streams import RECEIVE_BYTES, REPLY_TIMEOUT_S, close_quietly, error_line, refuse, send_quietly
-from ncpaste.store import StoredPaste
+from ncpaste.store import PasteStore
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +54,18 @@ async def _read_options(stream: trio.abc.ReceiveStream, builder: PasteBuilder, w
     builder.end_preamble()
 
 
-async def handle_live(stream: trio.SocketStream, service: PasteService) -> None:
-    config = service.config
-    guard, metrics, registry = service.guard, service.metrics, service.live
+async def handle_live(
+    stream: trio.SocketStream,
+    *,
+    current: Current,
+    pastes: Pastes,
+    site: Site,
+    guard: Guard,
+    metrics: Metrics,
+    live: LiveRegistry,
+) -> None:
+    config = current.config
+    registry = live
     peer = address = peer_ip_of(stream)
     counted: str | None = None
     held_by: str | None = None
@@ -78,16 +88,16 @@ async def handle_live(stream: trio.SocketStream, service: PasteService) -> None:
             registry.begin(counted, config.live_per_client)
             held_by = counted
             guard.charge(counted, 0)
-            plan = service.plan(options)
-            created, token = await service.create_live(plan)
+            plan = pastes.plan(options)
+            created, token = await pastes.create_live(plan)
         except PasteError as error:
             metrics.paste_rejected("live", error.reason)
             event(log, "paste.refused", port="live", client=address, reason=error.reason)
             await refuse(stream, error_line(error), config)
             return
-        reply = service.url(created.key) + "\n" + (f"token: {token}\n" if plan.token else "")
+        reply = site.url(created.key) + "\n" + (f"token: {token}\n" if plan.token else "")
         await send_quietly(stream, reply.encode(), timeout_s=REPLY_TIMEOUT_S)
-        await _follow_writer(stream, service, builder, created.key, address)
+        await _follow_writer(stream, config, pastes.store, metrics, live, builder, created.key, address)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
     finally:
@@ -99,12 +109,18 @@ async def handle_live(stream: trio.SocketStream, service: PasteService) -> None:
 
 
 async def _follow_writer(
-    stream: trio.SocketStream, service: PasteService, builder: PasteBuilder, key: str, client: str
+    stream: trio.SocketStream,
+    config: Config,
+    store: PasteStore,
+    metrics: Metrics,
+    live: LiveRegistry,
+    builder: PasteBuilder,
+    key: str,
+    client: str,
 ) -> None:
     """Receive until FIN / idle / limit, committing in groups; then finish."""
-    config, store, metrics = service.config, service.store, service.metrics
     paste = LivePaste(key)
-    service.live.open[key] = paste
+    live.open[key] = paste
     metrics.live_opened()
     seq = 1
     ended = "incomplete"
@@ -147,7 +163,7 @@ async def _follow_writer(
                 pass
             kept = await store.finish_live(key, end)
             paste.close(end)
-            service.live.open.pop(key, None)
+            live.open.pop(key, None)
             metrics.live_closed()
             if not kept:
                 metrics.paste_rejected("live", "empty")
@@ -191,18 +207,18 @@ async def _receive(stream: trio.abc.ReceiveStream, builder: PasteBuilder, paste:
     return "incomplete"
 
 
-async def stream_to_reader(send: Send, paste: LivePaste, service: PasteService, stored: StoredPaste) -> None:
+async def stream_to_reader(send: Send, paste: LivePaste, pastes: Pastes, metrics: Metrics) -> None:
     """Feed one reader everything committed, then each new group, until the
     writer ends. ``send(bytes)`` sends one piece (with its own timeout)."""
     position = 0
     paste.readers += 1
-    service.metrics.readers_changed(1)
+    metrics.readers_changed(1)
     try:
         while True:
             if position < paste.committed:
                 piece = paste.from_memory(position)
                 if piece is None:  # fell behind the tail: read from the store
-                    piece = (await _committed(service, paste))[position : paste.committed]
+                    piece = (await _committed(pastes, paste))[position : paste.committed]
                 if piece:
                     await send(piece)
                     position += len(piece)
@@ -212,20 +228,20 @@ async def stream_to_reader(send: Send, paste: LivePaste, service: PasteService, 
             await paste.changed()
     finally:
         paste.readers -= 1
-        service.metrics.readers_changed(-1)
+        metrics.readers_changed(-1)
 
 
-async def _committed(service: PasteService, paste: LivePaste) -> bytes:
+async def _committed(pastes: Pastes, paste: LivePaste) -> bytes:
     """The committed bytes from the store: the groups while open, the final
     frame once finished."""
-    data, _ = await service.store.read_live(paste.key)
+    data, _ = await pastes.store.read_live(paste.key)
     if len(data) >= paste.committed or not paste.closed:
         return data
-    stored = await service.store.get(paste.key)
-    return await service.body(stored) if stored is not None else data
+    stored = await pastes.store.get(paste.key)
+    return await pastes.body(stored) if stored is not None else data
 
 
-async def follow_in_store(send: Send, service: PasteService, key: str) -> None:
+async def follow_in_store(send: Send, key: str, pastes: Pastes, metrics: Metrics, config: Config) -> None:
     """Follow a live paste whose writer is connected to another worker
     process: poll its committed groups once per commit interval until it is
     finished, then send the rest of the final paste."""
@@ -234,21 +250,21 @@ async def follow_in_store(send: Send, service: PasteService, key: str) -> None:
     # A writer ends its paste after live_idle_timeout_s of silence; nothing
     # new for twice that means its process died (another node, a crashed
     # worker): stop following instead of holding the reader for hours.
-    orphaned_after_s = 2 * service.config.live_idle_timeout_s
+    orphaned_after_s = 2 * config.live_idle_timeout_s
     last_progress = trio.current_time()
-    service.metrics.readers_changed(1)
+    metrics.readers_changed(1)
     try:
-        with trio.move_on_after(service.config.live_max_open_s):
+        with trio.move_on_after(config.live_max_open_s):
             while True:
-                stored = await service.store.get(key)
+                stored = await pastes.store.get(key)
                 if stored is None:
                     return
                 if not stored.meta.is_open:
-                    body = await service.body(stored)
+                    body = await pastes.body(stored)
                     if len(body) > position:
                         await send(body[position:])
                     return
-                new, last_group = await service.store.read_live(key, last_group)
+                new, last_group = await pastes.store.read_live(key, last_group)
                 if new:
                     await send(new)
                     position += len(new)
@@ -256,6 +272,6 @@ async def follow_in_store(send: Send, service: PasteService, key: str) -> None:
                 elif trio.current_time() - last_progress > orphaned_after_s:
                     event(log, "live.orphaned", logging.WARNING, key=key, hint="its writer's process is gone")
                     return
-                await trio.sleep(service.config.live_commit_interval_s)
+                await trio.sleep(config.live_commit_interval_s)
     finally:
-        service.metrics.readers_changed(-1)
+        metrics.readers_changed(-1)

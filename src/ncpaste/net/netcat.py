@@ -6,24 +6,25 @@ import logging
 
 import trio
 
+from ncpaste.config import Config, Current
 from ncpaste.core.errors import EmptyPaste, PasteError, Timeout
 from ncpaste.core.ingest import PasteBuilder
 from ncpaste.logs import event
-from ncpaste.net.guard import peer_ip_of
-from ncpaste.net.pastes import PasteService
+from ncpaste.net.guard import Guard, peer_ip_of
+from ncpaste.net.metrics import Metrics
+from ncpaste.net.pastes import Pastes, Site
 from ncpaste.net.streams import RECEIVE_BYTES, REPLY_TIMEOUT_S, close_quietly, error_line, refuse, send_quietly
 
 log = logging.getLogger(__name__)
 
 async def receive_paste(
-    stream: trio.abc.ReceiveStream, builder: PasteBuilder, service: PasteService, first: bytes = b""
+    stream: trio.abc.ReceiveStream, builder: PasteBuilder, config: Config, first: bytes = b""
 ) -> str:
     """Feed the builder until the client half-closes or goes quiet.
 
     Returns how the paste ended: ``"fin"`` or ``"idle"``. The idle timeout is
     a gap since the last byte (each chunk resets it), not a total budget.
     """
-    config = service.config
     builder.feed(first)
     with trio.move_on_after(config.max_upload_s) as whole:
         while True:
@@ -43,9 +44,10 @@ async def receive_paste(
     raise Timeout(f"upload took longer than {config.max_upload_s:g} s: send less at a time")
 
 
-async def handle_netcat(stream: trio.SocketStream, service: PasteService) -> None:
-    config = service.config
-    guard = service.guard
+async def handle_netcat(
+    stream: trio.SocketStream, *, current: Current, pastes: Pastes, site: Site, guard: Guard, metrics: Metrics
+) -> None:
+    config = current.config
     client: str | None = None
     peer = address = peer_ip_of(stream)
     try:
@@ -57,28 +59,28 @@ async def handle_netcat(stream: trio.SocketStream, service: PasteService) -> Non
             client = guard.connect(address)
             guard.check_paste(client)
             builder = PasteBuilder(config.max_paste_bytes, accept_preamble=True)
-            ended = await receive_paste(stream, builder, service, first)
+            ended = await receive_paste(stream, builder, config, first)
             input_done = trio.current_time()
             options, body = builder.finish()
-            plan = service.plan(options)
+            plan = pastes.plan(options)
             guard.charge(client, len(body))
-            created, token, redacted = await service.create(body, plan, via=f"tcp-{ended}", client=address)
-            service.metrics.paste_created("tcp", len(body))
-            service.metrics.netcat_ended(ended)
+            created, token, redacted = await pastes.create(body, plan, via=f"tcp-{ended}", client=address)
+            metrics.paste_created("tcp", len(body))
+            metrics.netcat_ended(ended)
         except PasteError as error:
-            service.metrics.paste_rejected("tcp", error.reason)
+            metrics.paste_rejected("tcp", error.reason)
             event(log, "paste.refused", port="tcp", client=address if client else peer, reason=error.reason)
             # An empty paste left nothing unread: its error line needs no drain.
             await refuse(stream, error_line(error), config, still_sending=not isinstance(error, EmptyPaste))
             return
         del body, builder  # the reply does not need the paste in memory
-        reply = service.url(created.key) + "\n"
+        reply = site.url(created.key) + "\n"
         if plan.token:
             reply += f"token: {token}\n"
         if plan.report_redactions and redacted:
             reply += f"redacted: {redacted}\n"
         await send_quietly(stream, reply.encode(), timeout_s=REPLY_TIMEOUT_S)
-        service.metrics.observe_request("create", trio.current_time() - input_done)
+        metrics.observe_request("create", trio.current_time() - input_done)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass  # the client vanished; nothing of theirs was acknowledged
     finally:

@@ -1,7 +1,9 @@
-"""Creating and reading pastes: the part both ports share.
+"""Creating and reading pastes: the part every port shares, and the site.
 
 This is where bytes from a socket become a stored paste (compressed off the
 event loop, committed durably) and where a stored paste becomes bytes again.
+Handlers get these pieces, and the guard, metrics, hot cache and live
+registry, each by name from ``server`` (no object carries all of them).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Callable
 
 import trio
 
-from ncpaste.config import Config
+from ncpaste.config import Config, Current
 from ncpaste.core import keys, units
 from ncpaste.core.addresses import in_networks, parse_networks
 from ncpaste.core.errors import CorruptPaste
@@ -19,10 +21,6 @@ from ncpaste.core.http import usage_text
 from ncpaste.core.options import PasteOptions, PastePlan, resolve
 from ncpaste.core.redact import redact
 from ncpaste.logs import event
-from ncpaste.net.guard import Guard
-from ncpaste.net.hot import HotCache
-from ncpaste.net.live_state import LiveRegistry
-from ncpaste.net.metrics import Metrics
 from ncpaste.store import Created, NewLivePaste, NewPaste, PasteStore, StoredPaste, records
 
 log = logging.getLogger(__name__)
@@ -32,52 +30,24 @@ log = logging.getLogger(__name__)
 INLINE_REDACT_BYTES = 64 * 1024
 
 
-class PasteService:
-    def __init__(
-        self,
-        config: Config,
-        store: PasteStore,
-        clock_ms: Callable[[], int],
-        *,
-        base_url: str,
-        tcp_port: int,
-        live_port: int | None = None,
-        guard: Guard | None = None,
-        metrics: Metrics | None = None,
-    ) -> None:
-        self.config = config
+class Pastes:
+    """Making and reading pastes, for all three ports: options become a plan
+    under the current limits, bytes are redacted if asked, a delete token is
+    minted (here only) and the paste is stored; stored pastes open back into
+    verified bytes."""
+
+    def __init__(self, store: PasteStore, clock_ms: Callable[[], int], current: Current) -> None:
         self.store = store
-        self.guard = guard or Guard(config)
-        self.metrics = metrics or Metrics()
-        self.hot = HotCache()
-        self.live = LiveRegistry()
-        self._metrics_allow = parse_networks(config.metrics_allow)
         self.clock_ms = clock_ms
-        self.base_url = base_url.rstrip("/")
-        #: The usage page names the real URL and netcat port; built once.
-        self.usage = usage_text(
-            self.base_url,
-            _host_of(self.base_url),
-            tcp_port,
-            max_size=units.format_size(config.max_paste_bytes),
-            default_expire=units.format_duration(config.default_expire_s),
-            max_expire=units.format_duration(config.max_expire_s),
-            live_port=live_port,
-        )
-
-    def metrics_allowed(self, ip: str) -> bool:
-        """/metrics is open unless --metrics-allow names who may scrape it."""
-        return not self._metrics_allow or in_networks(ip, self._metrics_allow)
-
-    def url(self, key: str) -> str:
-        return f"{self.base_url}/{key}"
+        self._current = current
 
     def plan(self, options: PasteOptions) -> PastePlan:
+        config = self._current.config
         return resolve(
             options,
-            default_expire_s=self.config.default_expire_s,
-            max_expire_s=self.config.max_expire_s,
-            redact_default=self.config.redact_default,
+            default_expire_s=config.default_expire_s,
+            max_expire_s=config.max_expire_s,
+            redact_default=config.redact_default,
         )
 
     async def create(
@@ -115,7 +85,7 @@ class PasteService:
         token, token_hash = _mint_token()
         # Held open a little past --live-max-open, so the writer's own
         # deadline always ends it first.
-        hold_s = int(self.config.live_max_open_s) + 60
+        hold_s = int(self._current.config.live_max_open_s) + 60
         created = await self.store.create_live(NewLivePaste(token_hash, plan.expire_s, hold_s, alias=plan.alias))
         return created, token
 
@@ -126,6 +96,32 @@ class PasteService:
         except CorruptPaste:
             event(log, "paste.corrupt", logging.ERROR, key=paste.key, hint="run ncpaste check")
             raise
+
+
+class Site:
+    """What the server says about itself: the URL of a paste, the usage
+    page (naming the real URL and netcat port, built once), and who may
+    read /metrics."""
+
+    def __init__(self, config: Config, base_url: str, *, tcp_port: int, live_port: int | None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._metrics_allow = parse_networks(config.metrics_allow)
+        self.usage = usage_text(
+            self.base_url,
+            _host_of(self.base_url),
+            tcp_port,
+            max_size=units.format_size(config.max_paste_bytes),
+            default_expire=units.format_duration(config.default_expire_s),
+            max_expire=units.format_duration(config.max_expire_s),
+            live_port=live_port,
+        )
+
+    def url(self, key: str) -> str:
+        return f"{self.base_url}/{key}"
+
+    def metrics_allowed(self, ip: str) -> bool:
+        """/metrics is open unless --metrics-allow names who may scrape it."""
+        return not self._metrics_allow or in_networks(ip, self._metrics_allow)
 
 
 def _mint_token() -> tuple[str, bytes]:

@@ -9,23 +9,27 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import trio
 
-from ncpaste.config import Address, Config
+from ncpaste.config import Address, Config, Current
 from ncpaste.net.guard import Guard
+from ncpaste.net.hot import HotCache
 from ncpaste.net.http import handle_http
 from ncpaste.net.live import handle_live
+from ncpaste.net.live_state import LiveRegistry
 from ncpaste.net.metrics import Metrics
 from ncpaste.net.netcat import handle_netcat
-from ncpaste.net.pastes import PasteService
+from ncpaste.net.pastes import Pastes, Site
 from ncpaste.store import PasteStore
 from ncpaste.store.factory import open_store
 from ncpaste.store.lock import DataDirInUse, DataDirLock
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[trio.SocketStream, PasteService], Awaitable[None]]
+#: A port's connection handler, its dependencies bound by name (see ``serve_with_store``).
+Handler = Callable[[trio.SocketStream], Awaitable[None]]
 # Errors from accept() that mean "out of resources for now": wait and retry
 # instead of dying (trio's serve_listeners does the same).
 _ACCEPT_CAPACITY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
@@ -54,9 +58,17 @@ class Running:
 
     tcp_port: int
     http_port: int
-    service: PasteService
+    store: PasteStore
+    guard: Guard
+    current: Current
+    site: Site
     live_port: int | None = None
     _stop: trio.Event = field(default_factory=trio.Event)
+
+    @property
+    def config(self) -> Config:
+        """The configuration in force now (SIGHUP may have replaced it)."""
+        return self.current.config
 
     def stop(self) -> None:
         """Stop accepting, let in-flight work finish within the grace, then return."""
@@ -74,21 +86,20 @@ class Running:
         (limits, allow/deny lists and the ACL file, trusted proxies, log
         level). Anything else that changed is named in a warning: it needs a
         restart."""
-        guard = self.service.guard
+        guard = self.guard
         if config is None:
             guard.reload()
             return
-        old = self.service.config
+        old = self.current.config
         changed = [
             name for name in old.__dataclass_fields__
             if getattr(old, name) != getattr(config, name) and name not in RELOADABLE_FIELDS
         ]
         # One snapshot for everyone: what is reloadable from the new file,
         # everything else as the server started. Handlers read it at the
-        # start of each connection; the guard takes the same one.
+        # start of each connection; the guard checks it and makes it current.
         applied = replace(old, **{name: getattr(config, name) for name in RELOADABLE_FIELDS})
         guard.reload(applied)
-        self.service.config = guard.config
         if changed:
             log.warning("changed settings need a restart to apply: %s", ", ".join(sorted(changed)))
 
@@ -115,7 +126,7 @@ async def _listen(address: Address, what: str) -> list[trio.SocketListener]:
 async def _accept_loop(
     listener: trio.SocketListener,
     handler: Handler,
-    service: PasteService,
+    metrics: Metrics,
     handlers: trio.Nursery,
     limiter: trio.CapacityLimiter,
     port_name: str,
@@ -136,25 +147,25 @@ async def _accept_loop(
             except BaseException:
                 limiter.release_on_behalf_of(token)
                 raise
-            handlers.start_soon(_run_handler, handler, stream, service, limiter, token, port_name)
+            handlers.start_soon(_run_handler, handler, stream, metrics, limiter, token, port_name)
 
 
 async def _run_handler(
     handler: Handler,
     stream: trio.SocketStream,
-    service: PasteService,
+    metrics: Metrics,
     limiter: trio.CapacityLimiter,
     token: object,
     port_name: str,
 ) -> None:
-    service.metrics.connection_opened(port_name)
+    metrics.connection_opened(port_name)
     try:
-        await handler(stream, service)
+        await handler(stream)
     except Exception:
         # One broken connection must never take the server down with it.
         log.exception("connection handler failed")
     finally:
-        service.metrics.connection_closed(port_name)
+        metrics.connection_closed(port_name)
         limiter.release_on_behalf_of(token)
 
 
@@ -228,24 +239,37 @@ async def serve_with_store(
     base_url = config.url or replace(config, http=Address(config.http.host, http_port)).base_url
     tcp_port = tcp[0].socket.getsockname()[1]
     live_port = live[0].socket.getsockname()[1] if live else None
-    service = PasteService(
-        config, store, clock_ms, base_url=base_url, tcp_port=tcp_port, live_port=live_port,
-        guard=Guard(config), metrics=metrics,
+    current = Current(config)
+    guard, metrics = Guard(current), metrics or Metrics()
+    pastes = Pastes(store, clock_ms, current)
+    site = Site(config, base_url, tcp_port=tcp_port, live_port=live_port)
+    live_registry = LiveRegistry()
+    # Each port's handler with what it needs, by name: nothing carries all of it.
+    on_tcp = partial(handle_netcat, current=current, pastes=pastes, site=site, guard=guard, metrics=metrics)
+    on_http = partial(
+        handle_http, current=current, pastes=pastes, site=site, guard=guard, metrics=metrics,
+        hot=HotCache(), live=live_registry,
     )
-    running = Running(tcp_port=tcp_port, http_port=http_port, service=service, live_port=live_port)
+    on_live = partial(
+        handle_live, current=current, pastes=pastes, site=site, guard=guard, metrics=metrics, live=live_registry
+    )
+    running = Running(
+        tcp_port=tcp_port, http_port=http_port, store=store, guard=guard, current=current, site=site,
+        live_port=live_port,
+    )
     # One cap over both ports: it bounds file descriptors and memory.
     connections = trio.CapacityLimiter(config.max_connections)
     async with trio.open_nursery() as handlers:
         async with trio.open_nursery() as acceptors:
             for listener in tcp:
-                acceptors.start_soon(_accept_loop, listener, handle_netcat, service, handlers, connections, "tcp")
+                acceptors.start_soon(_accept_loop, listener, on_tcp, metrics, handlers, connections, "tcp")
             for listener in http:
-                acceptors.start_soon(_accept_loop, listener, handle_http, service, handlers, connections, "http")
+                acceptors.start_soon(_accept_loop, listener, on_http, metrics, handlers, connections, "http")
             for listener in live:
-                acceptors.start_soon(_accept_loop, listener, handle_live, service, handlers, connections, "live")
+                acceptors.start_soon(_accept_loop, listener, on_live, metrics, handlers, connections, "live")
             log.info(
                 "serving netcat on port %d, HTTP on port %d, live on %s, URLs %s/",
-                running.tcp_port, running.http_port, running.live_port or "off", service.base_url,
+                running.tcp_port, running.http_port, running.live_port or "off", site.base_url,
             )
             task_status.started(running)
             await running.wait_for_stop()

@@ -15,7 +15,6 @@ from ncpaste.core.ansi import AnsiState
 from ncpaste.core.http import http_date
 from ncpaste.core.slicing import LogQuery, apply
 from ncpaste.core.view import PageInfo, render_head, render_lines, render_tail
-from ncpaste.net.pastes import PasteService
 from ncpaste.store import StoredPaste
 
 # Lines rendered per worker-thread call: big enough to amortise the hop,
@@ -80,10 +79,10 @@ class HtmlLines:
             await self.send(html.encode())
 
 
-async def stream_html(send: Send, paste: StoredPaste, body: bytes, service: PasteService) -> None:
+async def stream_html(send: Send, paste: StoredPaste, body: bytes, base_url: str) -> None:
     """The HTML view of a finished paste."""
     lines = body.count(b"\n") + (0 if body.endswith(b"\n") or not body else 1)
-    info = page_info(paste, service.base_url, len(body), lines)
+    info = page_info(paste, base_url, len(body), lines)
     await send(render_head(info).encode())
     renderer = HtmlLines(send)
     await renderer.feed(body)
