@@ -183,10 +183,6 @@ def check(config: Config) -> Config:
         )
     if config.url is not None and not config.url.startswith(("http://", "https://")):
         raise ValueError(f"--url must start with http:// or https://, got {config.url!r}")
-    if config.store is not None:
-        from ncpaste.store.s3_client import S3Location  # parsing only, no I/O
-
-        S3Location.parse(config.store)
     if not 0 <= config.store_cache_ttl_s <= 3600:
         raise ValueError("--store-cache-ttl must be 0..3600 seconds")
     if not 1 <= config.sweep_interval_s <= 86400:

@@ -19,6 +19,7 @@ from ncpaste.commands.common import parse_store
 from ncpaste.config import Address, Config, check
 from ncpaste.core import units
 from ncpaste.core.addresses import parse_network
+from ncpaste.store.factory import check_location
 
 
 @dataclass(frozen=True)
@@ -226,9 +227,11 @@ def build_config(args: argparse.Namespace, environ: Mapping[str, str]) -> Config
     """Config from flags, environment, --config file and defaults. Raises ConfigError."""
     values = {setting.field: value for setting, value, _ in resolve_settings(args, environ)}
     try:
-        return check(Config(**values))
+        config = check(Config(**values))
+        check_location(config.store)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    return config
 
 
 # Settings whose values are secrets: `ncpaste config` masks them.

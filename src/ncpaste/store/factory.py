@@ -31,6 +31,16 @@ class StoreMissing(StoreOpenError):
     """An existing store was asked for and there is none (no data file at all)."""
 
 
+def check_location(store: str | None) -> None:
+    """Raise ValueError unless ``store`` (a --store value; None for the
+    embedded store) names a backend this build has, well formed. Parsing
+    only, no I/O: a typo is found at start, not at the first paste."""
+    if store is not None:
+        from ncpaste.store.s3_client import S3Location
+
+        S3Location.parse(store)
+
+
 class Access(Enum):
     """Who opens the store, which says what it may do to a data dir."""
 
