@@ -14,7 +14,7 @@ from ncpaste.core import keys
 from ncpaste.core.errors import AliasTaken, Forbidden, NotFound
 from ncpaste.net.guard import Guard
 from ncpaste.net.hot import HotCache
-from ncpaste.net.http import handle_http
+from ncpaste.net.http import HttpConnection
 from ncpaste.net.live_state import LiveRegistry
 from ncpaste.net.metrics import Metrics
 from ncpaste.net.netcat import handle_netcat
@@ -95,10 +95,11 @@ class Shell:
         )
 
     async def handle_http(self, stream) -> None:
-        await handle_http(
+        connection = HttpConnection(
             stream, current=self.current, pastes=self._pastes, site=self._site, guard=self._guard,
             metrics=self._metrics, hot=HotCache(), live=LiveRegistry(),
         )
+        await connection.serve()
 
 
 @pytest.fixture

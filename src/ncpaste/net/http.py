@@ -540,20 +540,3 @@ _REPRESENTATIONS: dict[
     reads.Representation.FOLLOW: HttpConnection._send_follow,
     reads.Representation.OPEN_SNAPSHOT: HttpConnection._send_open_snapshot,
 }
-
-
-async def handle_http(
-    stream: trio.SocketStream,
-    *,
-    current: Current,
-    pastes: Pastes,
-    site: Site,
-    guard: Guard,
-    metrics: Metrics,
-    hot: HotCache,
-    live: LiveRegistry,
-) -> None:
-    connection = HttpConnection(
-        stream, current=current, pastes=pastes, site=site, guard=guard, metrics=metrics, hot=hot, live=live
-    )
-    await connection.serve()

@@ -16,7 +16,7 @@ import trio
 from ncpaste.config import Address, Config, Current
 from ncpaste.net.guard import Guard
 from ncpaste.net.hot import HotCache
-from ncpaste.net.http import handle_http
+from ncpaste.net.http import HttpConnection
 from ncpaste.net.live import handle_live
 from ncpaste.net.live_state import LiveRegistry
 from ncpaste.net.metrics import Metrics
@@ -246,10 +246,14 @@ async def serve_with_store(
     live_registry = LiveRegistry()
     # Each port's handler with what it needs, by name: nothing carries all of it.
     on_tcp = partial(handle_netcat, current=current, pastes=pastes, site=site, guard=guard, metrics=metrics)
-    on_http = partial(
-        handle_http, current=current, pastes=pastes, site=site, guard=guard, metrics=metrics,
-        hot=HotCache(), live=live_registry,
-    )
+    hot = HotCache()
+
+    async def on_http(stream: trio.SocketStream) -> None:
+        connection = HttpConnection(
+            stream, current=current, pastes=pastes, site=site, guard=guard, metrics=metrics, hot=hot, live=live_registry
+        )
+        await connection.serve()
+
     on_live = partial(
         handle_live, current=current, pastes=pastes, site=site, guard=guard, metrics=metrics, live=live_registry
     )
