@@ -888,7 +888,7 @@ def read(  # type: ignore[no-untyped-def]
     method: str = "GET", *, paste: PasteMeta | None = None, now_ms: int = CREATED_MS,
     inm: str | None = None, range_: str | None = None,
 ):
-    plan = plan_read(method, paste or meta(), now_ms, if_none_match=inm, range_header=range_)
+    plan = plan_read(method, paste or meta(), now_ms, if_none_match=inm, range_header=range_, shared_max_age_s=5)
     return plan, headers_of(plan.headers)
 
 
@@ -899,7 +899,7 @@ def test_plan_read_full_get() -> None:
     assert headers[b"content-length"] == b"100"
     assert headers[b"content-type"] == b"text/plain; charset=utf-8"
     assert headers[b"etag"] == ETAG.encode()
-    assert headers[b"cache-control"] == b"public, max-age=3600"
+    assert headers[b"cache-control"] == b"public, max-age=3600, s-maxage=5"
     assert headers[b"accept-ranges"] == b"bytes"
     assert headers[b"x-content-type-options"] == b"nosniff"
     assert headers[b"last-modified"] == http_date(CREATED_MS)
@@ -986,7 +986,7 @@ def test_plan_read_burn_paste() -> None:
 
 def test_plan_read_alias_flag_does_not_change_caching() -> None:
     _, headers = read(paste=meta(flags=FLAG_ALIAS))
-    assert headers[b"cache-control"] == b"public, max-age=3600"
+    assert headers[b"cache-control"] == b"public, max-age=3600, s-maxage=5"
 
 
 @pytest.mark.parametrize(
@@ -996,7 +996,8 @@ def test_plan_read_alias_flag_does_not_change_caching() -> None:
 def test_cache_max_age_never_exceeds_remaining_lifetime(remaining_ms: int, max_age: bytes) -> None:
     paste = meta()
     _, headers = read(paste=paste, now_ms=paste.expires_ms - remaining_ms)
-    assert headers[b"cache-control"] == b"public, max-age=" + max_age
+    shared = min(int(max_age), 5)
+    assert headers[b"cache-control"] == b"public, max-age=" + max_age + b", s-maxage=%d" % shared
 
 
 @PROPERTY
@@ -1004,9 +1005,11 @@ def test_cache_max_age_never_exceeds_remaining_lifetime(remaining_ms: int, max_a
 def test_cache_max_age_property(lifetime_ms: int, elapsed_ms: int) -> None:
     paste = PasteMeta(CREATED_MS, CREATED_MS + lifetime_ms, 1, CHECKSUM, b"", 0)
     now = CREATED_MS + elapsed_ms
-    headers = dict(plan_read("GET", paste, now, if_none_match=None, range_header=None).headers)
-    max_age = int(headers[b"cache-control"].rsplit(b"=", 1)[1])
+    headers = dict(plan_read("GET", paste, now, if_none_match=None, range_header=None, shared_max_age_s=5).headers)
+    directives = dict(item.split(b"=") for item in headers[b"cache-control"].split(b", ")[1:])
+    max_age, shared = int(directives[b"max-age"]), int(directives[b"s-maxage"])
     assert 0 <= max_age * 1000 <= max(paste.expires_ms - now, 0)
+    assert 0 <= shared <= min(max_age, 5)
 
 
 def response_headers(error: PasteError) -> tuple[int, dict[bytes, bytes], bytes]:

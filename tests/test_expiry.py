@@ -40,7 +40,7 @@ async def test_cache_max_age_never_outlives_the_paste(server, clock):
     key = key_of(await nc(server.tcp_port, b"#!ncpaste expire=10m\nx\n"))
     clock.advance(9 * 60)
     got = await fetch(server.http_port, "GET", "/" + key)
-    assert got.headers["cache-control"] == "public, max-age=60"
+    assert got.headers["cache-control"] == "public, max-age=60, s-maxage=5"
 
 
 async def test_alias_is_free_again_once_expired(server, clock):

@@ -26,6 +26,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +36,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import pytest
+import zstandard
 
 from conftest import REPO, S3_BUCKET, CliServer, free_port, hang_guard, key_of, paste_blocking, s3_url
 from engines import Daemon, _spawn
@@ -141,6 +143,7 @@ def nginx_config(tmp: Path, nodes: list[CliServer] | None = None, ports: dict[st
         f"    {kind}_temp_path {tmp}/temp-{kind};\n" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
     text = _sub(text, r"^http \{\n", "http {\n" + temp, "http block", 1)
+    text = _sub(text, r"proxy_cache_path /var/cache/nginx/ncpaste ", f"proxy_cache_path {tmp}/read-cache ", "cache path", 1)
     if nodes is None or ports is None:
         return text
     for kind, port in (("tcp", 9999), ("live", 9998), ("http", 8080)):
@@ -705,3 +708,119 @@ def test_pastes_and_live_pastes_through_nginx(two_nodes, tmp_path: Path) -> None
         for key, body in keys.items():  # read through A before: served by B now
             assert get(ports["http"], "/" + key) == (200, body), key
         live_paste_through(ports, [b], base_url)
+
+
+# -- the read cache in the shipped nginx.conf ------------------------------------------
+
+#: The nodes' --shared-cache-ttl in the cache tests (s-maxage): short, so the
+#: delete bound is tested in seconds. Their own S3 read cache is off
+#: (--store-cache-ttl 0.01, its least): with it, a node may answer a revalidation from a
+#: copy that old, and the README adds it to the bound.
+SHARED_TTL_S = 2
+#: One poll step and one request on loopback, on top of the bound.
+POLL_SLACK_S = 0.25
+
+
+@pytest.fixture
+def cached_nodes(s3_env, cli_server, tmp_path: Path):  # type: ignore[no-untyped-def]
+    ports = balancer_ports()
+    store = s3_url(s3_env)
+    nodes = [
+        cli_server(
+            "--store", store, "--trusted-proxy", f"{PROXY_IP}/32", "--limits", "off",
+            "--url", f"http://127.0.0.1:{ports['http']}",
+            "--shared-cache-ttl", str(SHARED_TTL_S), "--store-cache-ttl", "0.01",
+            data_dir=tmp_path / f"node-{name}",
+        )
+        for name in "ab"
+    ]
+    return nodes, ports
+
+
+def cache_status(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, str, bytes]:
+    status, got, body = request(port, "GET", path, headers=headers)
+    return status, got.get("x-cache-status", "-"), body
+
+
+@needs_nginx
+@needs_loopback_aliases
+def test_nginx_read_cache_serves_hot_pastes_and_deletes_stay_deletes(cached_nodes, tmp_path: Path) -> None:
+    nodes, ports = cached_nodes
+    port = ports["http"]
+    with hang_guard(TEST_BOUND_S), running_nginx(tmp_path, nodes, ports):
+        body = paste_body("cached", 400)
+        status, created, reply = request(port, "POST", "/", body)
+        assert status == 201, reply
+        key, token = key_of(reply), created["x-delete-token"]
+        path = "/" + key
+
+        # A hot paste: the first read fills the cache, the next ones are hits.
+        assert cache_status(port, path) == (200, "MISS", body)
+        assert cache_status(port, path) == (200, "HIT", body)
+        # Another coding is another entry, never the plain copy mislabelled.
+        status, headers, frame = request(port, "GET", path, headers={"Accept-Encoding": "zstd"})
+        assert status == 200 and headers["content-encoding"] == "zstd", headers
+        assert zstandard.ZstdDecompressor().decompress(frame) == body
+        status, headers, plain = request(port, "GET", path)
+        assert (status, headers.get("content-encoding"), plain) == (200, None, body)
+        # Range, ?tail= and the HTML view work through it.
+        status, headers, part = request(port, "GET", path, headers={"Range": "bytes=10-19"})
+        assert (status, part) == (206, body[10:20]), headers
+        assert request(port, "GET", path + "?tail=2")[2] == b"".join(body.splitlines(keepends=True)[-2:])
+        status, headers, page = request(port, "GET", path, headers={"Accept": "text/html"})
+        assert status == 200 and headers["content-type"].startswith("text/html") and b"cached line 399" in page
+        assert headers.get("x-cache-status") != "HIT"  # no-store: never kept
+        # What must never be cached is not.
+        assert cache_status(port, "/healthz")[1] == "BYPASS"
+        assert cache_status(port, "/healthz")[1] == "BYPASS"
+
+        # After s-maxage the cache asks a node again (304: still there);
+        # nginx counts whole seconds, so "after" means within one more.
+        time.sleep(SHARED_TTL_S + 1.1)
+        assert cache_status(port, path) == (200, "REVALIDATED", body)
+
+        # A delete: through the balancer, so it may land on either node; the
+        # cache stops serving the paste within the documented bound.
+        status, _, _ = request(port, "DELETE", path, headers={"X-Delete-Token": token})
+        assert status == 204
+        deleted_at = time.monotonic()
+        while get(port, path)[0] != 404:
+            # The issue's bound, s-maxage + 1 s (nginx's clock is in whole
+            # seconds), plus this loop's own step and one request.
+            assert time.monotonic() - deleted_at <= SHARED_TTL_S + 1 + POLL_SLACK_S, (
+                "the cache went on serving a deleted paste"
+            )
+            time.sleep(0.05)
+        assert get(port, path)[0] == 404
+
+
+@needs_nginx
+@needs_loopback_aliases
+def test_a_burn_paste_is_served_once_through_the_nginx_cache(cached_nodes, tmp_path: Path) -> None:
+    nodes, ports = cached_nodes
+    port = ports["http"]
+    with hang_guard(TEST_BOUND_S), running_nginx(tmp_path, nodes, ports):
+        for attempt in range(3):
+            body = paste_body(f"burn {attempt}", 50)
+            key = key_of(nc_paste(ports["tcp"], b"#!ncpaste burn=1\n" + body))
+            # HEAD does not burn, and is not cached into a later GET.
+            status, headers, _ = request(port, "HEAD", "/" + key)
+            assert status == 200 and headers["cache-control"] == "no-store"
+            # Many readers at once (the cache lock makes them wait for the
+            # first one's answer): exactly one gets the paste.
+            results: list[tuple[int, bytes]] = []
+            lock = threading.Lock()
+
+            def read() -> None:
+                got = get(port, "/" + key)
+                with lock:
+                    results.append(got)
+
+            readers = [threading.Thread(target=read) for _ in range(8)]
+            for reader in readers:
+                reader.start()
+            for reader in readers:
+                reader.join(IO_TIMEOUT_S)
+            assert sorted(status for status, _ in results) == [200] + [404] * 7, results
+            assert [got for status, got in results if status == 200] == [body]
+            assert get(port, "/" + key)[0] == 404

@@ -55,6 +55,12 @@ class Config:
     # cache without asking the engine, so how long a delete made on another
     # node may go unseen here. Expiry is exact either way.
     store_cache_ttl_s: float = 2.0
+    #: How long a shared cache in front (the shipped nginx micro-cache, a
+    #: CDN, a company proxy) may serve a paste without asking again: the
+    #: bound on how long a deleted paste can still be served by one. Short,
+    #: because a delete is often a secret pasted by mistake; a few seconds
+    #: still turns a burst of reads of one hot paste into one origin request.
+    shared_cache_ttl_s: int = 5
     tcp: Address = field(default_factory=lambda: Address("0.0.0.0", 9999))
     http: Address = field(default_factory=lambda: Address("0.0.0.0", 8080))
     #: The live port (URL first, readers follow); None switches it off.
@@ -158,6 +164,10 @@ class Config:
         return (self.url or _default_url(self.http)).rstrip("/")
 
 
+# A shared cache serving a deleted paste for more than an hour defeats delete.
+MAX_SHARED_CACHE_TTL_S = 3600
+
+
 class Current:
     """The configuration a running server reads now: one snapshot, replaced
     whole on SIGHUP (never edited in place), so a connection that reads it
@@ -185,6 +195,8 @@ def check(config: Config) -> Config:
         raise ValueError(f"--url must start with http:// or https://, got {config.url!r}")
     if not 0 <= config.store_cache_ttl_s <= 3600:
         raise ValueError("--store-cache-ttl must be 0..3600 seconds")
+    if not 0 <= config.shared_cache_ttl_s <= MAX_SHARED_CACHE_TTL_S:
+        raise ValueError(f"--shared-cache-ttl must be 0..{MAX_SHARED_CACHE_TTL_S} seconds")
     if not 1 <= config.sweep_interval_s <= 86400:
         raise ValueError("--sweep-interval must be 1 s..1 day")
     if not 1 <= config.ipv6_prefix <= 128:

@@ -69,6 +69,9 @@ SERVE_SETTINGS: tuple[Setting, ...] = (
             "credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"),
     Setting("--store-cache-ttl", "store_cache_ttl_s", units.parse_seconds, "SECONDS",
             "S3: a node serves a read paste from its cache this long before asking again (default 2)"),
+    Setting("--shared-cache-ttl", "shared_cache_ttl_s", lambda text: int(units.parse_seconds(text)), "SECONDS",
+            "a cache in front (nginx, a CDN) may serve a read paste this long without asking again: "
+            "a deleted paste is gone from it after at most this (Cache-Control s-maxage; default 5)"),
     Setting("--tcp", "tcp", Address.parse, "HOST:PORT", "netcat listener HOST:PORT (default 0.0.0.0:9999)"),
     Setting("--http", "http", Address.parse, "HOST:PORT", "HTTP listener HOST:PORT (default 0.0.0.0:8080)"),
     Setting("--live", "live", lambda text: None if text.strip().lower() == "off" else Address.parse(text),

@@ -237,19 +237,27 @@ def plan_read(
     *,
     if_none_match: str | None,
     range_header: str | None,
+    shared_max_age_s: int,
     encoding: str | None = None,
     encoded_size: int = 0,
 ) -> ReadPlan:
     """Decide the answer to GET/HEAD of a stored paste. With ``encoding``
     (zstd or gzip, of ``encoded_size`` bytes) the body is that coding of the
-    paste; a Range request is always answered from the plain bytes."""
+    paste; a Range request is always answered from the plain bytes.
+
+    A paste never changes, but it can be deleted: a browser may keep it for
+    its whole life (only whoever read it sees that copy), while shared caches
+    (a front cache, a CDN, a company proxy) keep it ``shared_max_age_s`` at
+    most before they must ask again (``s-maxage`` implies they revalidate),
+    so a deleted paste stops being served within that bound."""
     if range_header is not None:
         encoding = None
     etag = meta.etag() if encoding is None else '"%s-%s"' % (meta.checksum.hex(), encoding)
     if meta.burn:
         cache = b"no-store"
     else:
-        cache = b"public, max-age=%d" % max((meta.expires_ms - now_ms) // 1000, 0)
+        life_s = max((meta.expires_ms - now_ms) // 1000, 0)
+        cache = b"public, max-age=%d, s-maxage=%d" % (life_s, min(shared_max_age_s, life_s))
     headers = [
         (b"content-type", TEXT_PLAIN),
         (b"etag", etag.encode()),

@@ -95,8 +95,12 @@ def decide(request: ReadRequest, meta: PasteMeta, *, content_security_policy: st
         headers = (*text_headers(meta.state), (b"cache-control", cache))
         return ReadDecision(Representation.SELECTED, headers=headers, head_only=head_only)
     if not query.raw and wants_html(request.accept):
-        kind = Representation.HTML_FOLLOW if meta.is_open else Representation.HTML
-        return ReadDecision(kind, headers=tuple(html_headers(content_security_policy)), head_only=head_only)
+        headers = tuple(html_headers(content_security_policy))
+        if meta.is_open:
+            # It grows as the job writes: a buffering proxy must pass each piece on.
+            headers = (*headers, (b"x-accel-buffering", b"no"))
+            return ReadDecision(Representation.HTML_FOLLOW, headers=headers, head_only=head_only)
+        return ReadDecision(Representation.HTML, headers=headers, head_only=head_only)
     if meta.is_open:
         if request.method == "GET" and request.range is None:
             return ReadDecision(Representation.FOLLOW, headers=tuple(live_headers()))
@@ -105,15 +109,20 @@ def decide(request: ReadRequest, meta: PasteMeta, *, content_security_policy: st
     return ReadDecision(Representation.RAW, encoding=encoding, head_only=head_only)
 
 
-def plan_raw(request: ReadRequest, meta: PasteMeta, now_ms: int, decision: ReadDecision, encoded_size: int) -> ReadPlan:
+def plan_raw(
+    request: ReadRequest, meta: PasteMeta, now_ms: int, decision: ReadDecision, encoded_size: int,
+    *, shared_max_age_s: int,
+) -> ReadPlan:
     """Status, headers and span of a RAW answer (``encoded_size``: the
-    length of the zstd or gzip body when ``decision.encoding`` is set)."""
+    length of the zstd or gzip body when ``decision.encoding`` is set;
+    ``shared_max_age_s``: how long a shared cache may serve it unasked)."""
     return plan_read(
         request.method,
         meta,
         now_ms,
         if_none_match=request.if_none_match,
         range_header=request.range,
+        shared_max_age_s=shared_max_age_s,
         encoding=decision.encoding,
         encoded_size=encoded_size,
     )
@@ -123,7 +132,8 @@ def plan_open_snapshot(request: ReadRequest, meta: PasteMeta, now_ms: int, commi
     """HEAD or Range of an open live paste, of the ``committed`` bytes so
     far: never cached (it grows), and no ETag (its checksum comes at the end)."""
     plan = plan_read(
-        request.method, replace(meta, size=committed), now_ms, if_none_match=None, range_header=request.range
+        request.method, replace(meta, size=committed), now_ms, if_none_match=None, range_header=request.range,
+        shared_max_age_s=0,
     )
     headers = [(name, value) for name, value in plan.headers if name not in (b"etag", b"cache-control")]
     headers.append((b"cache-control", b"no-store"))

@@ -297,7 +297,10 @@ class HttpConnection:
             if hot is None:
                 hot = await self._hot(paste)
             payload = hot.gzip()
-        plan = reads.plan_raw(request, paste.meta, self.pastes.clock_ms(), decision, len(payload))
+        plan = reads.plan_raw(
+            request, paste.meta, self.pastes.clock_ms(), decision, len(payload),
+            shared_max_age_s=self.config.shared_cache_ttl_s,
+        )
         if plan.span is None:
             await self._send(plan.status, plan.headers, b"")
             return
