@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -97,6 +98,8 @@ class HttpConnection:
         #: Status and body bytes of the current response, for the request log.
         self.status = 0
         self.sent_bytes = 0
+        #: The connection's one deadline (see ``serve``).
+        self._timer = trio.CancelScope()
 
     # -- the connection loop ---------------------------------------------------
 
@@ -122,27 +125,47 @@ class HttpConnection:
 
     async def serve(self) -> None:
         try:
+            # One cancel scope for the whole connection: each wait (for a
+            # request head, between requests, for a send to finish) moves
+            # its deadline instead of entering a scope of its own. When it
+            # passes, the connection closes quietly, as each wait's
+            # timeout says.
+            with self._timer:
+                await self._serve_requests()
+        finally:
+            if self.counted is not None:
+                self.guard.disconnect(self.counted)
+            await close_quietly(self.stream)
+
+    def _wait(self, seconds: float) -> None:
+        """The next await may take ``seconds`` at most (then the connection closes)."""
+        self._timer.deadline = trio.current_time() + seconds
+
+    def _no_wait(self) -> None:
+        self._timer.deadline = math.inf
+
+    async def _serve_requests(self) -> None:
+        try:
             try:
                 if not await self._admit():
                     return
             except PasteError as refused:  # a bad PROXY header: no HTTP is possible
                 log.info("http connection refused: %s", refused.reason)
                 return
-            first = True
+            wait = self.config.http_header_timeout_s
             while True:
-                wait = self.config.http_header_timeout_s if first else self.config.http_keepalive_timeout_s
-                event = None
-                with trio.move_on_after(wait):
-                    event = await self._next_event()
-                if event is None or isinstance(event, h11.ConnectionClosed):
-                    return  # peer closed, or header / keep-alive timeout: close quietly
+                self._wait(wait)
+                event = await self._next_event()
+                self._no_wait()
+                if isinstance(event, h11.ConnectionClosed):
+                    return  # peer closed: close quietly
                 if not isinstance(event, h11.Request):
                     return  # h11 only pauses between cycles: a request comes first
                 await self._answer(event)
                 if self.conn.our_state is not h11.DONE or not await self._finish_request():
                     return
                 self.conn.start_next_cycle()
-                first = False
+                wait = self.config.http_keepalive_timeout_s
         except h11.RemoteProtocolError as exc:
             error: PasteError
             if exc.error_status_hint == 431:
@@ -152,25 +175,25 @@ class HttpConnection:
             await self._try_send_error(error)
         except (_Close, trio.BrokenResourceError, trio.ClosedResourceError):
             pass
-        finally:
-            if self.counted is not None:
-                self.guard.disconnect(self.counted)
-            await close_quietly(self.stream)
 
     async def _finish_request(self) -> bool:
         """Consume the rest of a request we answered without its body (the
         end-of-message of a GET, a body sent with DELETE), so the connection
-        can serve the next request."""
+        can serve the next request. A GET's end is usually buffered already:
+        then nothing waits."""
         discarded = 0
-        with trio.move_on_after(self.config.http_body_idle_timeout_s):
-            while self.conn.their_state is h11.SEND_BODY:
+        while self.conn.their_state is h11.SEND_BODY:
+            event = self.conn.next_event()
+            if event is h11.NEED_DATA:
+                self._wait(self.config.http_body_idle_timeout_s)
                 event = await self._next_event()
-                if isinstance(event, h11.Data):
-                    discarded += len(event.data)
-                    if discarded > MAX_DISCARD_BYTES:
-                        return False
-                elif isinstance(event, h11.ConnectionClosed):
+                self._no_wait()
+            if isinstance(event, h11.Data):
+                discarded += len(event.data)
+                if discarded > MAX_DISCARD_BYTES:
                     return False
+            elif isinstance(event, h11.ConnectionClosed):
+                return False
         return self.conn.their_state is h11.DONE
 
     async def _next_event(self) -> h11.Event | type[h11.PAUSED]:
@@ -482,10 +505,10 @@ class HttpConnection:
         await self._send_raw(self.conn.send(h11.EndOfMessage()))
 
     async def _send_raw(self, data: bytes | memoryview) -> None:
-        with trio.move_on_after(self.config.http_send_timeout_s):
-            await self.stream.send_all(data)
-            return
-        raise _Close()
+        """Send, within --http-send-timeout (else the connection closes)."""
+        self._wait(self.config.http_send_timeout_s)
+        await self.stream.send_all(data)
+        self._no_wait()
 
     async def _try_send_error(self, error: PasteError) -> None:
         """Answer with the error if the connection still allows a response."""

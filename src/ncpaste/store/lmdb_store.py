@@ -61,39 +61,48 @@ _DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO}
 
 class _ReaderGate:
     """Lets readers in concurrently, and lets the map be resized only when no
-    read transaction is open in this process (an LMDB rule)."""
+    read transaction is open in this process (an LMDB rule). ``enter`` and
+    ``leave`` are the hot path of every read: one plain lock each, no
+    generator; waiting happens only while a resize is under way."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
         self._readers = 0
         self._resizing = False
 
+    def enter(self) -> None:
+        with self._lock:
+            while self._resizing:
+                self._changed.wait()
+            self._readers += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._readers -= 1
+            if not self._readers and self._resizing:
+                self._changed.notify_all()
+
     @contextmanager
     def reading(self) -> Iterator[None]:
-        with self._cond:
-            while self._resizing:
-                self._cond.wait()
-            self._readers += 1
+        self.enter()
         try:
             yield
         finally:
-            with self._cond:
-                self._readers -= 1
-                if not self._readers:
-                    self._cond.notify_all()
+            self.leave()
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:
-        with self._cond:
+        with self._lock:
             self._resizing = True
             while self._readers:
-                self._cond.wait()
+                self._changed.wait()
         try:
             yield
         finally:
-            with self._cond:
+            with self._lock:
                 self._resizing = False
-                self._cond.notify_all()
+                self._changed.notify_all()
 
 
 def _is_disk_full(exc: BaseException) -> bool:
@@ -157,10 +166,21 @@ class LmdbStore:
 
     def get(self, key: str, now_ms: int) -> StoredPaste | None:
         raw = key.encode()
+        gate = self._gate
+        gate.enter()
         try:
-            with self._gate.reading(), self._env.begin(db=self._pastes) as txn:
+            txn = self._env.begin(db=self._pastes)
+            try:
                 record = txn.get(raw)  # buffers=False: a copy that outlives the txn
+            finally:
+                txn.abort()  # a read: nothing to commit
         except lmdb.MapResizedError:
+            resized = True
+        else:
+            resized = False
+        finally:
+            gate.leave()
+        if resized:
             self._adopt_map_size()
             return self.get(key, now_ms)
         return self._live(key, record, now_ms)
