@@ -1,4 +1,5 @@
-"""Side-by-side benchmark: ncpaste against fiche, nginx and pinnwand, on loopback.
+"""Side-by-side benchmark: ncpaste against fiche, nginx, pinnwand, hypercorn and a
+trio + h11 ceiling, on loopback.
 
     .venv/bin/python bench/bench.py             # every figure: 5 rounds, about 11 minutes on 2 cores
     .venv/bin/python bench/bench.py --quick     # about a minute; CI runs this to keep it working
@@ -24,6 +25,19 @@ The references:
   for the Accept-Encoding cells).
 * pinnwand (PyPI, in its own venv, bench/.venv-pinnwand) for HTTP creates and
   reads, with its rate limits raised, on a temp SQLite file.
+* The ceiling for a read on ncpaste's own stack (bench/ceiling_h11.py): bare
+  trio + h11 in one process, answering every request with the paste's bytes
+  and ncpaste's headers; no store, routing, timeouts or logging.
+* hypercorn with its trio worker (PyPI, in its own venv, bench/.venv-hypercorn;
+  1 worker, no access log) serving the same from a minimal ASGI app
+  (bench/hypercorn_app.py): the best-known server on the same stack.
+
+The plain GET cells (issue #14) also run a second ncpaste with --workers 2
+against the same nginx, and give each server's p99 ÷ p50. The cache-front
+cell runs deploy/nginx.conf itself (rendered for loopback as
+tests/test_load_balancer.py does, one nginx worker) in front of one ncpaste
+that trusts it for the PROXY header, and reads a hot paste through its
+micro-cache against nginx serving the same bytes as a static file.
 
 The clients: a netcat-style raw TCP client (send, half-close, read the URL
 line) and an HTTP create client, both asyncio in several processes so that
@@ -71,7 +85,8 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterable
+import urllib.parse
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,6 +106,7 @@ from bench_clients import (
     parse_reply,
     parse_wrk,
     read_keys,
+    response_head,
     run_clients,
     run_wrk,
     verify_samples,
@@ -104,14 +120,33 @@ from bench_report import (
     deb_version,
     git_describe,
     memory_gib,
-    pinnwand_version,
+    package_version,
     print_report,
     render_table,
     write_json,
 )
-from bench_servers import BENCH_DIR, REPO, Fiche, KiB, MiB, Ncpaste, Nginx, Pinnwand, ProcessRegistry, du, install
+from bench_servers import (
+    BENCH_DIR,
+    HOST,
+    REPO,
+    CacheFront,
+    CeilingH11,
+    Fiche,
+    Hypercorn,
+    KiB,
+    MiB,
+    Ncpaste,
+    Nginx,
+    Pinnwand,
+    ProcessRegistry,
+    StreamModuleMissing,
+    du,
+    free_port,
+    install,
+)
 
 PINNWAND_VENV = BENCH_DIR / ".venv-pinnwand"
+HYPERCORN_VENV = BENCH_DIR / ".venv-hypercorn"
 # The run's clock: every progress line says how long since the start.
 T0 = time.monotonic()
 
@@ -136,9 +171,12 @@ class Options:
     python: str
     pinnwand_python: str | None
     pinnwand_venv: Path
+    hypercorn_python: str | None
+    hypercorn_venv: Path
     ncpaste_args: list[str]
     workers_args: list[str]
     workers_note: str
+    has_workers_flag: bool
     only: set[str]
     keep_tmp: bool
     env: dict[str, str]
@@ -196,11 +234,14 @@ class Bench:
 
     # -- servers -------------------------------------------------------------
 
-    def ncpaste(self, data_dir: Path, label: str = "ncpaste") -> Ncpaste:
-        """An ncpaste server (not started yet) run with this run's python, flags and environment."""
+    def ncpaste(self, data_dir: Path, label: str = "ncpaste", *, workers_args: list[str] | None = None,
+                extra: Sequence[str] = ()) -> Ncpaste:
+        """An ncpaste server (not started yet) run with this run's python, flags and environment;
+        ``workers_args`` instead of the run's --workers, ``extra`` after every other flag."""
         opts = self.opts
+        workers = opts.workers_args if workers_args is None else workers_args
         return Ncpaste(self.tmp, data_dir, self.registry, self.conns, python=opts.python,
-                       extra_args=opts.workers_args + opts.ncpaste_args, env=opts.env, label=label)
+                       extra_args=workers + opts.ncpaste_args + list(extra), env=opts.env, label=label)
 
     def fiche(self, buffer_bytes: int) -> Fiche:
         return Fiche(self.tmp, self.registry, self.conns, buffer_bytes)
@@ -330,12 +371,43 @@ class IngestCells(Cells):
 
 
 # ---------------------------------------------------------------------------
-# GET: the same bytes from ncpaste, nginx and pinnwand, under wrk
+# GET: the same bytes from ncpaste and its references, under wrk
 # ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Side:
+    """How the table names one server of the GET cells."""
+
+    label: str  # in a figure column: "ceiling (trio + h11)"
+    short: str  # in the ratio column: "0.74× ceiling"
+
+
 class GetCells(Cells):
+    """GET 1 KiB and 100 KiB ×64 under wrk: ncpaste, its references and a
+    second ncpaste with --workers 2 on the same bytes, back to back in each
+    round; with an Accept-Encoding, ncpaste and nginx only."""
+
     CELLS = (("1k", "GET 1 KiB ×64"), ("100k", "GET 100 KiB ×64"))
+    SIDES = {
+        "ncpaste": Side("ncpaste", "ncpaste"),
+        "ceiling": Side("ceiling (trio + h11)", "ceiling"),
+        "hypercorn": Side("hypercorn -k trio", "hypercorn"),
+        "ncpaste-w2": Side("ncpaste --workers 2", "ncpaste --workers 2"),
+        "nginx": Side("nginx", "nginx"),
+        "pinnwand": Side("pinnwand", "pinnwand"),
+    }
+    # The order of a round (reversed every other round): ncpaste next to the
+    # ceiling and hypercorn, whose ratios issue #14 sets targets for.
+    PLAIN_ORDER = ("ncpaste", "ceiling", "hypercorn", "ncpaste-w2", "nginx", "pinnwand")
+    CODED_ORDER = ("ncpaste", "nginx")
+    # (left, reference, issue #14's target for the req/s ratio): a req/s row and a p99 row each.
+    PLAIN_PAIRS = (("ncpaste", "nginx", ""), ("ncpaste", "pinnwand", ""), ("ncpaste", "ceiling", "≥ 0.85"),
+                   ("ncpaste", "hypercorn", "≥ 3.5"), ("ncpaste-w2", "nginx", ""))
+    CODED_PAIRS = (("ncpaste", "nginx", ""),)
+    # A p99 ÷ p50 row for each of these (plain GETs); the target is ncpaste's.
+    SPREAD = ("ncpaste", "ceiling", "hypercorn", "nginx")
+    SPREAD_TARGET = "≤ 3"
 
     def __init__(self, bench: Bench) -> None:
         super().__init__(bench)
@@ -345,7 +417,9 @@ class GetCells(Cells):
 
     def prepare(self) -> None:
         """The same bytes on every server: a paste on ncpaste and pinnwand,
-        a static file on nginx (and its gzip/zstd forms as ncpaste sends them)."""
+        a static file on nginx (and its gzip/zstd forms as ncpaste sends them),
+        the constant body of the ceiling and of hypercorn; then the servers
+        only the GET cells use."""
         main, nginx, pinnwand = self.bench.main, self.bench.nginx, self.bench.pinnwand
         assert main is not None
         for size, name in ((KiB, "1k"), (100 * KiB, "100k")):
@@ -354,6 +428,7 @@ class GetCells(Cells):
             url = parse_reply("nc", asyncio.run(exchange_once(spec)))
             self.urls[f"ncpaste.{name}"] = url
             self.bodies[name] = body
+            (self.tmp / f"body-{name}.txt").write_bytes(body)
             if self.conns.read(url) != body:
                 raise RuntimeError(f"ncpaste GET {url} does not give back the pasted bytes")
             encoded: dict[str, bytes] = {}
@@ -382,6 +457,64 @@ class GetCells(Cells):
                 if self.conns.read(url) != body:
                     raise RuntimeError(f"pinnwand {url} does not give back the pasted bytes")
                 self.urls[f"pinnwand.{name}"] = url
+        bench, opts = self.bench, self.opts
+        bench.guarded("GET set-up: ceiling", lambda: self.start_constant("ceiling", self.ceiling))
+        if opts.hypercorn_python:
+            bench.guarded("GET set-up: hypercorn", lambda: self.start_constant("hypercorn", self.hypercorn))
+        else:
+            self.skip["hypercorn"] = f"hypercorn not installed in {opts.hypercorn_venv} (--install)"
+        bench.guarded("GET set-up: ncpaste --workers 2", self.start_workers2)
+        self.log_heads()
+
+    def ceiling(self, body_file: Path, label: str) -> CeilingH11:
+        return CeilingH11(self.tmp, self.bench.registry, self.conns, self.opts.python, body_file, label)
+
+    def hypercorn(self, body_file: Path, label: str) -> Hypercorn:
+        return Hypercorn(self.tmp, self.bench.registry, self.conns, self.opts.hypercorn_venv, body_file, label)
+
+    def start_constant(self, side: str, make: Callable[[Path, str], CeilingH11 | Hypercorn]) -> None:
+        """One server of ``side`` per body size, each checked to give back the bytes."""
+        for name, body in self.bodies.items():
+            server = make(self.tmp / f"body-{name}.txt", f"{side}-{name}")
+            self.start_or_mark(side, server.start)
+            url = f"{server.url}/p{name}.txt"  # any path: the body is the same
+            if self.conns.read(url) != body:
+                raise RuntimeError(f"{side} {url} does not give back the body it was started with")
+            self.urls[f"{side}.{name}"] = url
+
+    def start_workers2(self) -> None:
+        """ncpaste --workers 2 on its own data dir, with the same pastes."""
+        if not self.opts.has_workers_flag:
+            self.skip["ncpaste-w2"] = "this ncpaste has no --workers flag"
+            return
+        server = self.bench.ncpaste(self.tmp / "ncpaste-w2", label="ncpaste-w2", workers_args=["--workers", "2"])
+        self.start_or_mark("ncpaste-w2", server.start)
+        for name, body in self.bodies.items():
+            url = parse_reply("nc", asyncio.run(exchange_once(ClientSpec("nc", server.tcp, [body]))))
+            if self.conns.read(url) != body:
+                raise RuntimeError(f"ncpaste --workers 2 GET {url} does not give back the pasted bytes")
+            self.urls[f"ncpaste-w2.{name}"] = url
+
+    def start_or_mark(self, side: str, start: Callable[[], Any]) -> None:
+        """Start a server; if it does not start, its rows say so and the set-up error is raised."""
+        try:
+            start()
+        except Exception:
+            self.skip[side] = "did not start (see the errors below)"
+            raise
+
+    def log_heads(self) -> None:
+        """The response head each server sends with the 1 KiB body: the ceiling
+        and hypercorn send ncpaste's header set, so theirs should weigh about as much."""
+        sizes = {side: len(response_head(self.urls[f"{side}.1k"])) for side in self.PLAIN_ORDER
+                 if f"{side}.1k" in self.urls}
+        self.results.record(cell="get.head_bytes", **sizes)
+        self.say("response head with the 1 KiB body: " + ", ".join(f"{side} {n} B" for side, n in sizes.items()))
+
+    def url_of(self, side: str, name: str, coding: str | None) -> str | None:
+        if coding and side == "nginx":
+            return self.urls.get(f"nginx.{name}.{coding}")
+        return self.urls.get(f"{side}.{name}")
 
     def round(self, rnd: int) -> None:
         if "wrk" in self.skip:
@@ -393,27 +526,45 @@ class GetCells(Cells):
             for coding in (None, "zstd", "gzip"):
                 self.cell(rnd, name, label, coding)
 
+    def rows_for(self, key: str, label: str, coding: str | None) -> dict[str, tuple[str, str, str]]:
+        """The rows of one cell, each key with (left side, reference side, metric)."""
+        sides, new_row = self.SIDES, self.results.row
+        rows: dict[str, tuple[str, str, str]] = {}
+        for left, ref, target in (self.PLAIN_PAIRS if coding is None else self.CODED_PAIRS):
+            prefix = f"{key}.{ref}" if left == "ncpaste" else f"{key}.{left}.{ref}"
+            # A row whose left side is not the main ncpaste says so in the cell too (it stays when skipped).
+            cell = label if left == "ncpaste" else f"{label}, {sides[left].label.removeprefix('ncpaste ')}"
+            new_row(f"{prefix}.rate", f"{cell}, req/s", "/s", "higher", sides[ref].label, sides[left].label,
+                    ratio_to=sides[ref].short, target=target)
+            new_row(f"{prefix}.p99", f"{cell}, p99 latency", "ms", "lower", sides[ref].label, sides[left].label,
+                    ratio_to=sides[ref].short)
+            rows[f"{prefix}.rate"], rows[f"{prefix}.p99"] = (left, ref, "rate"), (left, ref, "p99_ms")
+        for side in () if coding else self.SPREAD:
+            new_row(f"{key}.{side}.spread", f"{label}, {sides[side].label} p99 ÷ p50", "ms", "lower", "p50", "p99",
+                    ratio_to="p50", target=self.SPREAD_TARGET if side == "ncpaste" else "")
+            rows[f"{key}.{side}.spread"] = (side, side, "spread")
+        return rows
+
     def cell(self, rnd: int, name: str, label: str, coding: str | None) -> None:
         """ncpaste and its references on one body and one Accept-Encoding, back to back."""
         secs = self.opts.wrk_s
         body = self.bodies[name]
-        nginx, pinnwand = self.bench.nginx, self.bench.pinnwand
         suffix = f" (Accept-Encoding: {coding})" if coding else ""
         served = self.served.get(f"{name}.{coding}") if coding else None
         if coding and served != coding:
             suffix += f" [ncpaste served {served}]"
-        refs = [("nginx", nginx and self.urls.get(f"nginx.{name}" + (f".{coding}" if coding else "")))]
-        if coding is None:
-            refs.append(("pinnwand", pinnwand and self.urls.get(f"pinnwand.{name}")))
         headers = [f"Accept-Encoding: {coding}"] if coding else []
         key = f"get{name}{'.' + coding if coding else ''}"
+        rows = self.rows_for(key, label + suffix, coding)
 
         def run() -> None:
             measured: dict[str, dict] = {}
-            order = [("ncpaste", self.urls[f"ncpaste.{name}"])] + [(n, u) for n, u in refs if u]
+            order = [side for side in (self.CODED_ORDER if coding else self.PLAIN_ORDER) if self.url_of(side, name, coding)]
             if rnd % 2:
                 order.reverse()
-            for side, url in order:
+            for side in order:
+                url = self.url_of(side, name, coding)
+                assert url is not None
                 result = run_wrk(url, secs, headers=headers)
                 status, resp_headers, got = self.conns.get(url, {"Accept-Encoding": coding} if coding else None)
                 if status != 200 or decode_body(resp_headers, got) != body:
@@ -421,22 +572,137 @@ class GetCells(Cells):
                     result["errors"]["wrong bytes after the run"] = 1
                 measured[side] = result
                 self.results.record(cell=key, server=side, round=rnd, url=url, **result)
-                self.say(f"  {label + suffix:<48} {side:<9} {result['rate']:>9,.0f}/s  "
+                self.say(f"  {label + suffix:<48} {side:<10} {result['rate']:>9,.0f}/s  "
                          f"p50 {result.get('p50_ms', 0):6.2f} ms  p99 {result.get('p99_ms', 0):7.2f} ms"
                          + (f"  errors {result['errors']}" if result["errors"] else ""))
-            for ref, _url in refs:
-                rows = [self.results.row(f"{key}.{ref}.rate", f"{label}{suffix}, req/s", "/s", "higher", ref),
-                        self.results.row(f"{key}.{ref}.p99", f"{label}{suffix}, p99 latency", "ms", "lower", ref)]
-                for row, metric in zip(rows, ("rate", "p99_ms")):
-                    row.left[rnd] = measured["ncpaste"][metric]
-                    row.fails_left += measured["ncpaste"]["failed"]
-                    if ref in measured:
-                        row.right[rnd] = measured[ref][metric]
-                        row.fails_right += measured[ref]["failed"]
-                    else:
-                        row.skipped = self.skip.get(ref, "not available")
+            for row_key, (left, ref, metric) in rows.items():
+                self.fill(self.results.rows[row_key], rnd, left, ref, metric, measured)
 
-        self.bench.guarded(label + suffix, run, [f"{key}.{r}.{m}" for r, _ in refs for m in ("rate", "p99")], rnd=rnd)
+        self.bench.guarded(label + suffix, run, list(rows), rnd=rnd)
+
+    def fill(self, row: Row, rnd: int, left: str, ref: str, metric: str, measured: dict[str, dict]) -> None:
+        """One round of one row. The left side's failures count as ncpaste's
+        only when the left side is an ncpaste (a reference's p99 ÷ p50 row
+        keeps them on the reference side)."""
+        if left not in measured:
+            row.skipped_all = self.skip.get(left, "not available")
+            return
+        if metric == "spread":
+            row.left[rnd], row.right[rnd] = measured[left].get("p99_ms", math.nan), measured[left].get("p50_ms", math.nan)
+            if left.startswith("ncpaste"):
+                row.fails_left += measured[left]["failed"]
+            else:
+                row.fails_right += measured[left]["failed"]
+            return
+        row.left[rnd] = measured[left][metric]
+        row.fails_left += measured[left]["failed"]
+        if ref in measured:
+            row.right[rnd] = measured[ref][metric]
+            row.fails_right += measured[ref]["failed"]
+        else:
+            row.skipped = self.skip.get(ref, "not available")
+
+
+# ---------------------------------------------------------------------------
+# The cache front: a hot paste through deploy/nginx.conf, against nginx static
+# ---------------------------------------------------------------------------
+
+
+class FrontCells(Cells):
+    """GET 1 KiB ×64 of one hot paste through the shipped nginx.conf (its read
+    micro-cache warm) in front of one ncpaste, and nginx serving the same
+    bytes as a static file, in the same round."""
+
+    LABEL = "GET 1 KiB ×64, hot paste through deploy/nginx.conf"
+
+    def __init__(self, bench: Bench) -> None:
+        super().__init__(bench)
+        self.front: CacheFront | None = None
+        self.path = ""
+        self.static_url = ""
+        self.body = bodies_for(KiB, 1, seed=99)[0]
+
+    def prepare(self) -> None:
+        """The node, the front before it, one paste in through the front's
+        netcat port (a PROXY header towards the node), and the same bytes on nginx."""
+        bench = self.bench
+        if bench.nginx is None:
+            self.skip["front"] = self.skip.get("nginx", "nginx did not start")
+            raise Skipped(self.skip["front"])
+        front = CacheFront(self.tmp, bench.registry, self.conns)
+        live_port = free_port()
+        # The front connects from 127.0.0.1; the node hands out the front's URLs.
+        node = bench.ncpaste(self.tmp / "ncpaste-front", label="ncpaste-front",
+                             extra=["--trusted-proxy", f"{HOST}/32", "--url", front.url, "--live", f"{HOST}:{live_port}"])
+        node.start()
+        try:
+            front.start({"tcp": node.tcp, "live": live_port, "http": node.http})
+        except StreamModuleMissing as why:
+            self.skip["front"] = str(why)
+            raise Skipped(str(why)) from None
+        url = parse_reply("nc", asyncio.run(exchange_once(ClientSpec("nc", front.ports["tcp"], [self.body]))))
+        if not url.startswith(front.url + "/"):
+            raise RuntimeError(f"the node behind the front handed out {url}, not a URL on the front ({front.url})")
+        self.path = urllib.parse.urlsplit(url).path
+        self.static_url = bench.nginx.put("front/p1k.txt", self.body)
+        self.front = front
+        self.warm()
+
+    def warm(self) -> str:
+        """Two GETs as wrk sends them: the second must come from the cache
+        (X-Cache-Status: HIT) with the paste's bytes, else the cell fails."""
+        assert self.front is not None
+        statuses = []
+        for _ in range(2):
+            status, headers, got = self.front.get(self.path)
+            if status != 200 or got != self.body:
+                raise RuntimeError(f"GET {self.path} through the front: {status}, {len(got)} bytes, not the paste")
+            statuses.append(headers.get("x-cache-status", "(no X-Cache-Status)"))
+        if statuses[1] != "HIT":
+            raise RuntimeError(f"the front's cache did not keep the paste: X-Cache-Status {statuses[0]}, then "
+                               f"{statuses[1]} (want HIT)")
+        return statuses[1]
+
+    def round(self, rnd: int) -> None:
+        new_row = self.results.row
+        rows = {"rate": new_row("front.rate", f"{self.LABEL}, req/s", "/s", "higher", "nginx static", "cache front",
+                            ratio_to="nginx static", target="≥ 0.5"),
+                "p99_ms": new_row("front.p99", f"{self.LABEL}, p99 latency", "ms", "lower", "nginx static", "cache front",
+                              ratio_to="nginx static", target="≤ 2")}
+
+        def run() -> None:
+            if self.front is None:
+                raise Skipped(self.skip.get("front", "the cache front did not start (see the errors below)"))
+            if "wrk" in self.skip:
+                raise Skipped(self.skip["wrk"])
+            order = [("front", self.front.url + self.path), ("nginx", self.static_url)]
+            if rnd % 2:
+                order.reverse()
+            measured: dict[str, dict] = {}
+            for side, url in order:
+                cache = self.warm() if side == "front" else ""
+                result = run_wrk(url, self.opts.wrk_s)
+                if side == "front":
+                    status, headers, got = self.front.get(self.path)
+                    cache += f", after the run {headers.get('x-cache-status', '(none)')}"
+                else:
+                    status, headers, got = self.conns.get(url)
+                if status != 200 or got != self.body:
+                    result["failed"] += 1
+                    result["errors"]["wrong bytes after the run"] = 1
+                measured[side] = result
+                self.results.record(cell="front", server=side, round=rnd, url=url, cache=cache, **result)
+                self.say(f"  {self.LABEL:<48} {side:<10} {result['rate']:>9,.0f}/s  "
+                         f"p50 {result.get('p50_ms', 0):6.2f} ms  p99 {result.get('p99_ms', 0):7.2f} ms"
+                         + (f"  X-Cache-Status {cache}" if cache else "")
+                         + (f"  errors {result['errors']}" if result["errors"] else ""))
+            for metric, row in rows.items():
+                row.left[rnd] = measured["front"][metric]
+                row.fails_left += measured["front"]["failed"]
+                row.right[rnd] = measured["nginx"][metric]
+                row.fails_right += measured["nginx"]["failed"]
+
+        self.bench.guarded(self.LABEL, run, ["front.rate", "front.p99"], rnd=rnd)
 
 
 # ---------------------------------------------------------------------------
@@ -824,9 +1090,12 @@ def parse_args(argv: list[str], snapshot_dir: Path) -> tuple[argparse.Namespace,
     add("--ncpaste-args", default="", help="extra arguments for every `ncpaste serve`, one shell-quoted string")
     add("--python", help="python with ncpaste installed (default: this one)")
     add("--pinnwand-venv", type=Path, default=PINNWAND_VENV, help=f"venv with pinnwand (default {PINNWAND_VENV})")
-    add("--only", default="", help="comma list of groups: ingest,get,growth,rss,disk,sweep")
+    add("--hypercorn-venv", type=Path, default=HYPERCORN_VENV,
+        help=f"venv with hypercorn[trio] (default {HYPERCORN_VENV})")
+    add("--only", default="", help="comma list of groups: ingest,get,front,growth,rss,disk,sweep")
     add("--install", action="store_true",
-        help="apt-get install nginx fiche wrk and pip install pinnwand (own venv) if missing")
+        help="apt-get install nginx, its stream module, fiche and wrk, and pip install pinnwand and hypercorn[trio] "
+             "(each in its own venv), if missing")
     add("--json", type=Path, help="write every raw figure here")
     add("--keep-tmp", action="store_true", help="keep the temp dir (logs, data dirs) for a look afterwards")
     add("--no-snapshot", action="store_true",
@@ -858,6 +1127,9 @@ def parse_args(argv: list[str], snapshot_dir: Path) -> tuple[argparse.Namespace,
     pinnwand_python = args.pinnwand_venv / "bin" / "python"
     has_pinnwand = pinnwand_python.exists() and subprocess.run(
         [str(pinnwand_python), "-c", "import pinnwand"], capture_output=True).returncode == 0
+    hypercorn_python = args.hypercorn_venv / "bin" / "python"
+    has_hypercorn = (args.hypercorn_venv / "bin" / "hypercorn").exists() and subprocess.run(
+        [str(hypercorn_python), "-c", "import hypercorn.trio"], capture_output=True).returncode == 0
     small, large = (1_000, 20_000) if quick else (10_000, 1_000_000)
     if args.growth:
         small, large = (int(x.replace("_", "")) for x in args.growth.split(","))
@@ -876,9 +1148,12 @@ def parse_args(argv: list[str], snapshot_dir: Path) -> tuple[argparse.Namespace,
         python=python,
         pinnwand_python=str(pinnwand_python) if has_pinnwand else None,
         pinnwand_venv=args.pinnwand_venv,
+        hypercorn_python=str(hypercorn_python) if has_hypercorn else None,
+        hypercorn_venv=args.hypercorn_venv,
         ncpaste_args=shlex.split(args.ncpaste_args),
         workers_args=workers_args,
         workers_note=workers_note,
+        has_workers_flag="--workers" in help_text,
         only={g.strip() for g in args.only.split(",") if g.strip()},
         keep_tmp=args.keep_tmp,
         env=env,
@@ -899,7 +1174,9 @@ def run_header(opts: Options, argv: list[str]) -> list[str]:
         f"ncpaste: {git_describe(REPO)}, run from {opts.snapshot_note}; workers: {opts.workers_note}"
         + (f", extra args: {shlex.join(opts.ncpaste_args)}" if opts.ncpaste_args else ""),
         f"references: fiche {deb_version('fiche')}, nginx {deb_version('nginx')}, wrk {deb_version('wrk')}, "
-        f"pinnwand {pinnwand_version(opts.pinnwand_python)}",
+        f"pinnwand {package_version(opts.pinnwand_python, 'pinnwand')}, "
+        f"hypercorn {package_version(opts.hypercorn_python, 'hypercorn')} (-k trio, 1 worker), "
+        f"ceiling on trio {package_version(opts.python, 'trio')}, h11 {package_version(opts.python, 'h11')}",
         f"rounds: {opts.rounds}, ingest runs {opts.ingest_s:g} s, wrk runs {opts.wrk_s} s "
         f"(wrk -t2 -c64 --latency), {opts.client_procs} client processes; all on 127.0.0.1",
         f"reproduce: {command}",
@@ -909,12 +1186,14 @@ def run_header(opts: Options, argv: list[str]) -> list[str]:
 def run_cells(bench: Bench) -> None:
     """Set-up once, then every round of every wanted group, then the disk cell."""
     opts = bench.opts
-    ingest, gets, growth = IngestCells(bench), GetCells(bench), GrowthCells(bench)
+    ingest, gets, front, growth = IngestCells(bench), GetCells(bench), FrontCells(bench), GrowthCells(bench)
     rss, sweep = RssCells(bench), SweepCells(bench)
     bench.say(f"temp dir {bench.tmp}")
     bench.start_servers()
     if bench.want("get"):
         bench.guarded("GET set-up", gets.prepare)
+    if bench.want("front"):
+        bench.guarded("cache front set-up", front.prepare)
     if bench.want("growth"):
         bench.guarded("growth set-up (bulk load)", growth.prepare)
     for rnd in range(opts.rounds):
@@ -923,6 +1202,8 @@ def run_cells(bench: Bench) -> None:
             ingest.round(rnd)
         if bench.want("get") and gets.urls:
             gets.round(rnd)
+        if bench.want("front"):
+            front.round(rnd)
         if bench.want("growth") and len(growth.stores) == 2:
             growth.round(rnd)
         if bench.want("rss"):
@@ -947,9 +1228,10 @@ def main(argv: list[str]) -> int:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--install", action="store_true")
     pre.add_argument("--pinnwand-venv", type=Path, default=PINNWAND_VENV)
+    pre.add_argument("--hypercorn-venv", type=Path, default=HYPERCORN_VENV)
     known, _ = pre.parse_known_args(argv)
     if known.install:
-        install(known.pinnwand_venv)
+        install(known.pinnwand_venv, known.hypercorn_venv)
     tmp = Path(tempfile.mkdtemp(prefix="ncpaste-bench-"))
     try:
         snapshot = snapshot_src(tmp / "src")

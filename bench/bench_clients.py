@@ -171,6 +171,22 @@ class HttpConns:
         self._conns.clear()
 
 
+def response_head(url: str) -> bytes:
+    """The status line and headers a server sends to a GET as wrk sends it
+    (Host only), through the blank line: what its response head weighs."""
+    parts = urllib.parse.urlsplit(url)
+    assert parts.hostname == HOST, f"refusing to fetch a non-loopback URL: {url}"
+    with socket.create_connection((HOST, parts.port or 80), timeout=30) as sock:
+        sock.sendall(f"GET {parts.path or '/'} HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode())
+        got = b""
+        while b"\r\n\r\n" not in got:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise RuntimeError(f"GET {url}: connection closed before the end of the response head")
+            got += chunk
+    return got.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
+
+
 def decode_body(headers: dict[str, str], body: bytes) -> bytes:
     coding = headers.get("content-encoding", "identity")
     if coding == "gzip":

@@ -28,6 +28,14 @@ NOTES = (
     "fiche does not fsync and keeps one file per paste; ncpaste answers after an fsync'd LMDB commit.",
     "growth rows: the ncpaste column is the large store, the reference column the small one (same server).",
     "failures: requests that errored or answered wrongly, plus sampled pastes (every 20th) that did not read back byte for byte.",
+    "ceiling: bench/ceiling_h11.py, bare trio + h11 (1 process) sending the paste's bytes and ncpaste's headers to "
+    "every request, no store, routing, timeouts or logging; hypercorn: its trio worker (1 worker) serving the same "
+    "from a minimal ASGI app (bench/hypercorn_app.py); it accepts one connection per turn of its event loop "
+    "(trio's serve_listeners), which a short run's start shows in its p99.",
+    "p99 ÷ p50 rows: the named server's own p99 over its own p50 in one wrk run (for a reference, both columns "
+    "are the reference's).",
+    "cache front: deploy/nginx.conf as shipped (1 worker, loopback ports, paths under the temp dir) in front of one "
+    "ncpaste; the paste goes in through its netcat port and is warm in its micro-cache (X-Cache-Status: HIT).",
 )
 
 
@@ -50,6 +58,10 @@ class Row:
     skipped_all: str | None = None  # why neither side ran
     errors: dict[int, str] = field(default_factory=dict)  # round -> what went wrong
     left_name: str = "ncpaste"
+    # Where several references share a cell: the short name the ratio column
+    # gives ("0.74× ceiling"), and the issue's target for that ratio ("≥ 0.85").
+    ratio_to: str = ""
+    target: str = ""
 
 
 class Results:
@@ -58,9 +70,10 @@ class Results:
         self.raw: list[dict] = []
         self.errors: list[str] = []
 
-    def row(self, key: str, cell: str, unit: str, better: str, reference: str, left_name: str = "ncpaste") -> Row:
+    def row(self, key: str, cell: str, unit: str, better: str, reference: str, left_name: str = "ncpaste", *,
+            ratio_to: str = "", target: str = "") -> Row:
         if key not in self.rows:
-            self.rows[key] = Row(cell, unit, better, reference, left_name=left_name)
+            self.rows[key] = Row(cell, unit, better, reference, left_name=left_name, ratio_to=ratio_to, target=target)
         return self.rows[key]
 
     def record(self, **fields: Any) -> None:
@@ -107,8 +120,12 @@ def fmt_ratio(row: Row) -> str:
         return "—"
     med, lo, hi = stats
     text = f"{med:.2f}" if med >= 0.1 else f"{med:.3f}"
+    if row.ratio_to:
+        text += f"× {row.ratio_to}"
     if len(ratios) > 1:
         text += f" ({lo:.2f}–{hi:.2f})" if lo >= 0.1 else f" ({lo:.3f}–{hi:.3f})"
+    if row.target:
+        text += f", target {row.target}"
     return text
 
 
@@ -164,7 +181,8 @@ def write_json(path: Path, header: list[str], table: str, options: dict[str, Any
         "options": {k: (sorted(v) if isinstance(v, set) else v) for k, v in options.items()},
         "skipped": dict(skip), "errors": results.errors,
         "rows": {key: {"cell": row.cell, "unit": row.unit, "better": row.better, "reference": row.reference,
-                       "left_name": row.left_name, "ncpaste": row.left, "ref": row.right,
+                       "left_name": row.left_name, "ratio_to": row.ratio_to, "target": row.target,
+                       "ncpaste": row.left, "ref": row.right,
                        "failures_ncpaste": row.fails_left, "failures_ref": row.fails_right,
                        "skipped": row.skipped, "skipped_all": row.skipped_all, "errors": row.errors}
                  for key, row in results.rows.items()},
@@ -205,10 +223,11 @@ def deb_version(package: str) -> str:
     return proc.stdout.strip() if proc.returncode == 0 and proc.stdout.strip() else "not installed"
 
 
-def pinnwand_version(python: str | None) -> str:
+def package_version(python: str | None, dist: str) -> str:
+    """The version of ``dist`` installed for ``python``."""
     if not python:
         return "not installed"
-    proc = subprocess.run([python, "-c", "import importlib.metadata as m; print(m.version('pinnwand'))"],
+    proc = subprocess.run([python, "-c", "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))", dist],
                           capture_output=True, text=True)
     return proc.stdout.strip() or "?"
 
