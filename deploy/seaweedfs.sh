@@ -73,6 +73,12 @@ stop() {
     kill -KILL "$pid" 2>/dev/null || true
   fi
   rm -f "$pidfile"
+  # A killed weed leaves its unix sockets in /tmp, named after its ports.
+  local service port
+  for service in master:$MASTER_PORT volume:$VOLUME_PORT filer:$FILER_PORT s3:$S3_PORT; do
+    port=${service#*:}
+    rm -f "/tmp/seaweedfs-${service%%:*}-$port.sock" "/tmp/seaweedfs-${service%%:*}-grpc-$((port + 10000)).sock"
+  done
 }
 
 case "${1:-}" in

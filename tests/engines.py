@@ -410,19 +410,21 @@ class SeaweedEngine(S3Engine):
     #: master, volume, filer, s3 HTTP ports (gRPC on each + 10000).
     ports: dict[str, int] = field(default_factory=dict)
 
+    def socket_paths(self) -> list[Path]:
+        """The unix sockets weed makes in /tmp, named after its ports
+        (/tmp/seaweedfs-s3-PORT.sock, /tmp/seaweedfs-s3-grpc-PORT.sock, ...)."""
+        return [tmp / name
+                for tmp in sorted({Path("/tmp"), Path(tempfile.gettempdir())})
+                for service, port in self.ports.items()
+                for name in (f"seaweedfs-{service}-{port}.sock",
+                             f"seaweedfs-{service}-grpc-{port + 10000}.sock")]
+
     def _cleanup(self) -> None:
-        # weed leaves unix sockets named after its ports in /tmp
-        # (/tmp/seaweedfs-s3-PORT.sock, /tmp/seaweedfs-s3-grpc-PORT.sock, ...).
-        if self.alive() or not self.ports:
+        # weed does not remove its sockets when it is killed.
+        if self.alive():
             return
-        for tmp in {Path("/tmp"), Path(tempfile.gettempdir())}:
-            for service, port in self.ports.items():
-                for path in (tmp / f"seaweedfs-{service}-{port}.sock",
-                             tmp / f"seaweedfs-{service}-grpc-{port + 10000}.sock"):
-                    try:
-                        path.unlink()
-                    except OSError:
-                        pass
+        for path in self.socket_paths():
+            path.unlink(missing_ok=True)
 
 
 def start_seaweedfs(workdir: Path, *, timeout_s: float = 60, volume_size_limit_mb: int = 64,
