@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+
 import trio
 
 from conftest import fetch, key_of, nc, start_server
@@ -77,3 +79,34 @@ async def test_periodic_pool_refill_task_runs(nursery, config, clock):
         while (await store.stats()).pool_keys < 50:
             await trio.sleep(0.05)
     assert (await store.stats()).pool_keys == 50
+
+
+async def test_a_hot_paste_read_again_counts_its_life_down_and_goes_when_deleted(server, clock):
+    """Reads of a hot paste reuse the response built for the first of them
+    (net/hot.py): its max-age must still follow the clock, each coding and
+    HEAD keep their own headers, and a delete ends it at once."""
+    created = await fetch(server.http_port, "POST", "/?expire=10m", b"hot\n" * 100)
+    key = created.body.decode().strip().rsplit("/", 1)[1]
+    token = created.headers["x-delete-token"]
+
+    async def read(method: str = "GET", coding: str = "identity") -> tuple[str, bytes, str | None]:
+        got = await fetch(server.http_port, method, "/" + key, headers={"Accept-Encoding": coding})
+        assert got.status == 200
+        return got.headers["cache-control"], got.body, got.headers.get("content-encoding")
+
+    for _ in range(3):  # the first read makes it hot, the next ones are answered as built
+        assert await read() == ("public, max-age=600, s-maxage=5", b"hot\n" * 100, None)
+    clock.advance(1.5)
+    assert (await read())[0] == "public, max-age=598, s-maxage=5"
+    clock.advance(0.4)
+    assert (await read())[0] == "public, max-age=598, s-maxage=5"
+    clock.advance(0.2)
+    assert (await read())[0] == "public, max-age=597, s-maxage=5"
+    for _ in range(2):
+        assert await read("HEAD") == ("public, max-age=597, s-maxage=5", b"", None)
+        cache, gzipped, coding = await read(coding="gzip")
+        assert coding == "gzip" and gzip.decompress(gzipped) == b"hot\n" * 100
+    assert (await read())[1] == b"hot\n" * 100  # the plain answer is still the plain one
+    deleted = await fetch(server.http_port, "DELETE", "/" + key, headers={"X-Delete-Token": token})
+    assert deleted.status == 204
+    assert (await fetch(server.http_port, "GET", "/" + key)).status == 404

@@ -3,10 +3,20 @@ whether the read takes the paste, which coding, which headers."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from ncpaste.core.paste import FLAG_BURN, FLAG_OPEN, PasteMeta
-from ncpaste.core.reads import ReadRequest, Representation, decide, plan_open_snapshot, takes
+from ncpaste.core.reads import (
+    ReadRequest,
+    Representation,
+    decide,
+    plan_open_snapshot,
+    plan_raw,
+    raw_plan_key,
+    takes,
+)
 from ncpaste.core.slicing import parse_log_query
 
 R = Representation
@@ -66,3 +76,25 @@ def test_a_snapshot_of_an_open_paste_is_of_what_is_committed_and_never_cached():
     assert (plan.status, plan.span) == (206, (6, 10))
     assert headers[b"content-range"] == b"bytes 6-9/10"
     assert headers[b"cache-control"] == b"no-store" and b"etag" not in headers
+
+
+def test_a_raw_plan_key_names_everything_the_plan_depends_on():
+    """Responses of hot pastes are reused under ``raw_plan_key``: two reads
+    with the same key must get the same plan, whatever else differs."""
+    plans: dict[tuple[object, ...], object] = {}
+    requests = [request(m, accept_encoding=ae) for m in ("GET", "HEAD") for ae in (None, "gzip", "zstd")]
+    metas = [meta(), meta(size=7), meta(FLAG_BURN)]
+    times = [2_000, 2_999, 3_000, 3_001, 8_999_000, 9_000_000]
+    for req, m, now, ttl in itertools.product(requests, metas, times, (5, 60)):
+        decision = decide(req, m, content_security_policy=CSP)
+        size = 0 if decision.encoding is None else 40
+        key = raw_plan_key(req, m, now, decision.encoding, size, shared_max_age_s=ttl)
+        assert key is not None
+        plan = plan_raw(req, m, now, decision, size, shared_max_age_s=ttl)
+        assert plans.setdefault(key, plan) == plan, key
+    assert len(plans) < len(requests) * len(metas) * len(times) * 2  # keys are shared
+
+
+def test_ranges_and_revalidations_have_no_raw_plan_key():
+    for req in (request(range="bytes=0-1"), request(if_none_match='"x"')):
+        assert raw_plan_key(req, meta(), 2_000, None, 0, shared_max_age_s=5) is None

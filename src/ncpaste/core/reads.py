@@ -128,6 +128,21 @@ def plan_raw(
     )
 
 
+def raw_plan_key(
+    request: ReadRequest, meta: PasteMeta, now_ms: int, encoding: str | None, encoded_size: int,
+    *, shared_max_age_s: int,
+) -> tuple[object, ...] | None:
+    """Everything ``plan_raw`` depends on for this read, as a key under which
+    a plan (and the response built from it) can be reused; None when the
+    request makes it one of a kind (Range, If-None-Match). Time enters only
+    as the paste's remaining life in whole seconds (its max-age), so a hot
+    paste's answer is built once a second at most."""
+    if request.range is not None or request.if_none_match is not None:
+        return None
+    life_s = (meta.expires_ms - now_ms) // 1000
+    return (request.method, encoding, encoded_size, life_s, shared_max_age_s, meta)
+
+
 def plan_open_snapshot(request: ReadRequest, meta: PasteMeta, now_ms: int, committed: int) -> ReadPlan:
     """HEAD or Range of an open live paste, of the ``committed`` bytes so
     far: never cached (it grows), and no ETag (its checksum comes at the end)."""

@@ -42,7 +42,7 @@ from ncpaste.core.view import csp, render_head, render_tail
 from ncpaste.logs import event
 from ncpaste.net import views
 from ncpaste.net.guard import Guard, peer_ip_of
-from ncpaste.net.hot import HotCache, HotPaste
+from ncpaste.net.hot import Answer, HotCache, HotPaste
 from ncpaste.net.live import follow_in_store, stream_to_reader
 from ncpaste.net.live_state import LiveRegistry
 from ncpaste.net.metrics import Metrics
@@ -59,6 +59,14 @@ SEND_PIECE_BYTES = 256 * 1024
 # away up to this much to keep the connection; beyond it we close instead.
 MAX_DISCARD_BYTES = 64 * 1024
 _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
+
+
+# Events are immutable: one end-of-message serves every response.
+_END = h11.EndOfMessage()
+
+
+def _response(status: int, headers: list[tuple[bytes, bytes]]) -> h11.Response:
+    return h11.Response(status_code=status, headers=headers, reason=_REASONS.get(status, b""))
 
 
 class _Close(Exception):
@@ -320,11 +328,26 @@ class HttpConnection:
             if hot is None:
                 hot = await self._hot(paste)
             payload = hot.gzip()
+        now_ms = self.pastes.clock_ms()
+        # A hot paste read the same way again: the response built for the
+        # first reader, without planning and validating it again.
+        shared_max_age_s = self.config.shared_cache_ttl_s
+        key = reads.raw_plan_key(
+            request, paste.meta, now_ms, decision.encoding, len(payload), shared_max_age_s=shared_max_age_s
+        ) if hot is not None else None
+        answer = hot.answer(key) if hot is not None and key is not None else None
+        if answer is not None:
+            await self._send_answer(answer)
+            return
         plan = reads.plan_raw(
-            request, paste.meta, self.pastes.clock_ms(), decision, len(payload),
-            shared_max_age_s=self.config.shared_cache_ttl_s,
+            request, paste.meta, now_ms, decision, len(payload), shared_max_age_s=shared_max_age_s,
         )
         if plan.span is None:
+            if hot is not None and key is not None:
+                answer = Answer(plan.status, _response(plan.status, plan.headers), None)
+                hot.remember(key, answer)
+                await self._send_answer(answer)
+                return
             await self._send(plan.status, plan.headers, b"")
             return
         if decision.encoding is None:
@@ -332,8 +355,27 @@ class HttpConnection:
                 hot = await self._hot(paste)
             payload = hot.body
         start, end = plan.span
-        view = memoryview(payload)[start:end] if (start, end) != (0, len(payload)) else payload
+        whole = (start, end) == (0, len(payload))
+        if hot is not None and key is not None and whole and len(payload) <= SEND_PIECE_BYTES:
+            answer = Answer(
+                plan.status, _response(plan.status, plan.headers), hot.body_event(decision.encoding, payload)
+            )
+            hot.remember(key, answer)
+            await self._send_answer(answer)
+            return
+        view = payload if whole else memoryview(payload)[start:end]
         await self._send(plan.status, plan.headers, view)
+
+    async def _send_answer(self, answer: Answer) -> None:
+        """A response built before, with its body if it has one, in one send."""
+        conn = self.conn
+        self.status = answer.status
+        head = conn.send(answer.response) or b""
+        if answer.data is None:
+            await self._send_raw(head + (conn.send(_END) or b""))
+            return
+        self.sent_bytes += len(answer.data.data)
+        await self._send_raw(head + (conn.send(answer.data) or b"") + (conn.send(_END) or b""))
 
     async def _hot(self, paste: StoredPaste) -> HotPaste:
         """The verified plain bytes, from the hot cache or decompressed now."""
@@ -375,6 +417,7 @@ class HttpConnection:
         await self._send_raw(self.conn.send(h11.EndOfMessage()))
 
     async def _follow(self, send: Callable[[bytes], Awaitable[None]], paste: StoredPaste) -> None:
+        self._no_wait()  # a quiet job may send nothing for minutes; each send has its deadline
         live = self.live.open.get(paste.key)
         if live is not None:
             await stream_to_reader(send, live, self.pastes, self.metrics)
@@ -464,6 +507,7 @@ class HttpConnection:
             await self._send_raw(
                 self.conn.send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue"))
             )
+            self._no_wait()  # the body has its own timeouts, below
         with trio.move_on_after(config.max_upload_s) as whole:
             while True:
                 with trio.move_on_after(config.http_body_idle_timeout_s) as gap:
@@ -490,11 +534,11 @@ class HttpConnection:
             headers = [*headers, (b"content-length", b"%d" % len(body))]
         self.status = status
         self.sent_bytes += len(body)
-        head = self.conn.send(h11.Response(status_code=status, headers=headers, reason=_REASONS.get(status, b"")))
+        head = self.conn.send(_response(status, headers))
         if len(body) <= SEND_PIECE_BYTES:
             # h11 takes any bytes-like body; its stubs say bytes.
             data = self.conn.send(h11.Data(data=body)) if body else b""  # type: ignore[arg-type]
-            await self._send_raw(head + (data or b"") + (self.conn.send(h11.EndOfMessage()) or b""))
+            await self._send_raw(head + (data or b"") + (self.conn.send(_END) or b""))
             return
         await self._send_raw(head)
         view = memoryview(body)
@@ -502,13 +546,15 @@ class HttpConnection:
             piece = h11.Data(data=view[start : start + SEND_PIECE_BYTES])  # type: ignore[arg-type]  # bytes-like, as above
             for part in self.conn.send_with_data_passthrough(piece) or []:
                 await self._send_raw(part)
-        await self._send_raw(self.conn.send(h11.EndOfMessage()))
+        await self._send_raw(self.conn.send(_END))
 
     async def _send_raw(self, data: bytes | memoryview) -> None:
-        """Send, within --http-send-timeout (else the connection closes)."""
+        """Send, within --http-send-timeout (else the connection closes).
+        The deadline stays set afterwards (moving it costs; the next wait
+        sets its own): what awaits anything but a send after sending, a
+        follower or a body reader, clears it first (``_no_wait``)."""
         self._wait(self.config.http_send_timeout_s)
         await self.stream.send_all(data)
-        self._no_wait()
 
     async def _try_send_error(self, error: PasteError) -> None:
         """Answer with the error if the connection still allows a response."""
