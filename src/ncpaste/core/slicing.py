@@ -130,12 +130,18 @@ def _parse_lines(value: str) -> tuple[int, int]:
     return first, last
 
 
+# A read without a query string (LogQuery is immutable: one serves all).
+_PLAIN = LogQuery()
+
+
 def parse_log_query(query: str) -> LogQuery:
     """A read URL's query string (without the ``?``), e.g. ``tail=50&ansi=strip``.
 
     Raises ``BadOption`` naming the option for an unknown name, a value it
     does not take, a number out of range or an option given twice.
     """
+    if not query:
+        return _PLAIN  # most reads: the paste as it is
     if len(query) > MAX_LOG_QUERY_CHARS:
         raise BadOption("query string too long")
     values: dict[str, object] = {}

@@ -213,7 +213,10 @@ class HttpConnection:
             self.conn.receive_data(bytes(data) if isinstance(data, bytearray) else data)
 
     async def _answer(self, request: h11.Request) -> None:
-        head_bytes = len(request.target) + sum(len(n) + len(v) + 4 for n, v in request.headers)
+        # raw_items() is a plain list (iterating h11's Headers goes item by
+        # item through Sequence.__getitem__): the same sizes, names as sent.
+        raw_headers = request.headers.raw_items()
+        head_bytes = len(request.target) + sum(len(n) + len(v) + 4 for n, v in raw_headers)
         if head_bytes > self.config.http_max_header_bytes:
             # h11 bounds only a head that arrives in pieces; a whole one can
             # come in a single read, so the limit is checked here too.
@@ -221,7 +224,7 @@ class HttpConnection:
             return
         method = request.method.decode("ascii", "replace")
         target = request.target.decode("ascii", "replace")
-        headers = {name: value for name, value in request.headers}
+        headers = {name.lower(): value for name, value in raw_headers}
         started = trio.current_time()
         self.status, self.sent_bytes = 0, 0
         client = self.client or self.peer
