@@ -12,6 +12,7 @@ import trio.testing
 from ncpaste.config import Current
 from ncpaste.core import keys
 from ncpaste.core.errors import AliasTaken, Forbidden, NotFound
+from ncpaste.net.deadlines import Deadlines
 from ncpaste.net.guard import Guard
 from ncpaste.net.hot import HotCache
 from ncpaste.net.http import HttpConnection
@@ -95,11 +96,15 @@ class Shell:
         )
 
     async def handle_http(self, stream) -> None:
+        deadlines = Deadlines()
         connection = HttpConnection(
             stream, current=self.current, pastes=self._pastes, site=self._site, guard=self._guard,
-            metrics=self._metrics, hot=HotCache(), live=LiveRegistry(),
+            metrics=self._metrics, hot=HotCache(), live=LiveRegistry(), deadlines=deadlines,
         )
-        await connection.serve()
+        async with trio.open_nursery() as watcher:
+            watcher.start_soon(deadlines.run)
+            await connection.serve()
+            watcher.cancel_scope.cancel()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -41,6 +40,7 @@ from ncpaste.core.slicing import LogQuery, parse_log_query
 from ncpaste.core.view import csp, render_head, render_tail
 from ncpaste.logs import event
 from ncpaste.net import views
+from ncpaste.net.deadlines import Deadline, Deadlines
 from ncpaste.net.guard import Guard, peer_ip_of
 from ncpaste.net.hot import Answer, HotCache, HotPaste
 from ncpaste.net.live import follow_in_store, stream_to_reader
@@ -85,6 +85,7 @@ class HttpConnection:
         metrics: Metrics,
         hot: HotCache,
         live: LiveRegistry,
+        deadlines: Deadlines,
     ) -> None:
         self.stream = stream
         # The snapshot current when the connection opened, for all of it.
@@ -106,8 +107,9 @@ class HttpConnection:
         #: Status and body bytes of the current response, for the request log.
         self.status = 0
         self.sent_bytes = 0
+        self._deadlines = deadlines
         #: The connection's one deadline (see ``serve``).
-        self._timer = trio.CancelScope()
+        self._deadline = Deadline()
 
     # -- the connection loop ---------------------------------------------------
 
@@ -133,12 +135,12 @@ class HttpConnection:
 
     async def serve(self) -> None:
         try:
-            # One cancel scope for the whole connection: each wait (for a
-            # request head, between requests, for a send to finish) moves
-            # its deadline instead of entering a scope of its own. When it
-            # passes, the connection closes quietly, as each wait's
-            # timeout says.
-            with self._timer:
+            # One deadline for the whole connection: each wait (for a
+            # request head, between requests, for a send to finish) sets it
+            # instead of entering a cancel scope of its own (net/deadlines.py
+            # says why). When it passes, the connection closes quietly, as
+            # each wait's timeout says.
+            with self._deadlines.watching() as self._deadline:
                 await self._serve_requests()
         finally:
             if self.counted is not None:
@@ -147,10 +149,10 @@ class HttpConnection:
 
     def _wait(self, seconds: float) -> None:
         """The next await may take ``seconds`` at most (then the connection closes)."""
-        self._timer.deadline = trio.current_time() + seconds
+        self._deadline.wait(seconds)
 
     def _no_wait(self) -> None:
-        self._timer.deadline = math.inf
+        self._deadline.clear()
 
     async def _serve_requests(self) -> None:
         try:

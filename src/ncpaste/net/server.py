@@ -15,6 +15,7 @@ from functools import partial
 import trio
 
 from ncpaste.config import Address, Config, Current
+from ncpaste.net.deadlines import Deadlines
 from ncpaste.net.guard import Guard
 from ncpaste.net.hot import HotCache
 from ncpaste.net.http import HttpConnection
@@ -298,10 +299,12 @@ async def serve_with_store(
     # Each port's handler with what it needs, by name: nothing carries all of it.
     on_tcp = partial(handle_netcat, current=current, pastes=pastes, site=site, guard=guard, metrics=metrics)
     hot = HotCache()
+    deadlines = Deadlines()
 
     async def on_http(stream: trio.SocketStream) -> None:
         connection = HttpConnection(
-            stream, current=current, pastes=pastes, site=site, guard=guard, metrics=metrics, hot=hot, live=live_registry
+            stream, current=current, pastes=pastes, site=site, guard=guard, metrics=metrics, hot=hot, live=live_registry,
+            deadlines=deadlines,
         )
         await connection.serve()
 
@@ -314,23 +317,28 @@ async def serve_with_store(
     )
     # One cap over both ports: it bounds file descriptors and memory.
     connections = trio.CapacityLimiter(config.max_connections)
-    async with trio.open_nursery() as handlers:
-        async with trio.open_nursery() as acceptors:
-            for listener in tcp:
-                acceptors.start_soon(_accept_loop, listener, on_tcp, metrics, handlers, connections, "tcp")
-            for listener in http:
-                acceptors.start_soon(_accept_loop, listener, on_http, metrics, handlers, connections, "http")
-            for listener in live:
-                acceptors.start_soon(_accept_loop, listener, on_live, metrics, handlers, connections, "live")
-            log.info(
-                "serving netcat on port %d, HTTP on port %d, live on %s, URLs %s/",
-                running.tcp_port, running.http_port, running.live_port or "off", site.base_url,
-            )
-            task_status.started(running)
-            await running.wait_for_stop()
-            log.info("shutting down: no new connections; %g s grace for in-flight work", config.shutdown_grace_s)
-            acceptors.cancel_scope.cancel()
-        handlers.cancel_scope.deadline = trio.current_time() + config.shutdown_grace_s
+    async with trio.open_nursery() as watcher:
+        # The connections' deadlines: watched until the last handler ends
+        # (during the shutdown grace too).
+        watcher.start_soon(deadlines.run)
+        async with trio.open_nursery() as handlers:
+            async with trio.open_nursery() as acceptors:
+                for listener in tcp:
+                    acceptors.start_soon(_accept_loop, listener, on_tcp, metrics, handlers, connections, "tcp")
+                for listener in http:
+                    acceptors.start_soon(_accept_loop, listener, on_http, metrics, handlers, connections, "http")
+                for listener in live:
+                    acceptors.start_soon(_accept_loop, listener, on_live, metrics, handlers, connections, "live")
+                log.info(
+                    "serving netcat on port %d, HTTP on port %d, live on %s, URLs %s/",
+                    running.tcp_port, running.http_port, running.live_port or "off", site.base_url,
+                )
+                task_status.started(running)
+                await running.wait_for_stop()
+                log.info("shutting down: no new connections; %g s grace for in-flight work", config.shutdown_grace_s)
+                acceptors.cancel_scope.cancel()
+            handlers.cancel_scope.deadline = trio.current_time() + config.shutdown_grace_s
+        watcher.cancel_scope.cancel()
 
 
 def lock_data_dir(config: Config) -> DataDirLock:
