@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
 import pkgutil
 
 import pytest
@@ -363,3 +364,45 @@ def test_metrics_stay_out_of_the_global_default_registry() -> None:
 
     Metrics().paste_created("tcp", 1)
     assert b"ncpaste_" not in generate_latest(REGISTRY)
+
+
+def test_batched_observations_reach_other_workers_within_the_flush_interval(tmp_path) -> None:
+    """With --workers, a scrape is answered by any worker from the shared
+    files: a worker's batched reads must get there by themselves (run_flusher),
+    not only when that worker renders. prometheus_client reads its
+    multiprocess directory at import, hence a process of its own."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent('''
+        import trio
+        from prometheus_client import CollectorRegistry, multiprocess
+        from ncpaste.net.metrics import FLUSH_INTERVAL_S, Metrics
+
+        def seen(directory):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry, path=directory)
+            values = {s.name: s.value for f in registry.collect() for s in f.samples if not s.labels
+                      or s.labels == {"kind": "read"}}
+            return values.get("ncpaste_request_duration_seconds_count"), values.get("ncpaste_bytes_out_total")
+
+        async def main(directory):
+            metrics = Metrics()
+            for _ in range(3):
+                metrics.observe_request("read", 0.001)
+                metrics.bytes_out(100)
+            before = seen(directory)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(metrics.run_flusher)
+                await trio.sleep(FLUSH_INTERVAL_S * 1.5)
+                nursery.cancel_scope.cancel()
+            print(before, seen(directory))
+
+        import os
+        trio.run(main, os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    ''')
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["(0.0,", "0.0)", "(3.0,", "300.0)"], out.stdout

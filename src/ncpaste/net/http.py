@@ -261,6 +261,8 @@ class HttpConnection:
         elif kind is RouteKind.READ:
             metrics.observe_request("read", elapsed)
             metrics.bytes_out(self.sent_bytes)
+        if not log.isEnabledFor(logging.INFO):
+            return  # the fields below cost more than the check, per request
         event(
             log,
             "http.request",

@@ -16,7 +16,9 @@ Every recording method is O(1) and cheap enough for hot paths: the series for
 known label values are looked up once at construction, so recording is a dict
 lookup and an increment. Recording never raises for a bad number: a negative
 size or count is recorded as nothing (counters only go up), a negative
-duration as zero. ``render`` reads only the metrics; it never touches the
+duration as zero. Request durations and bytes sent reach prometheus_client
+in batches (``flush``, at every scrape: see ``FLUSH_INTERVAL_S``). ``render``
+reads only the metrics; it never touches the
 store (store figures arrive through ``set_store_stats`` from a periodic job).
 """
 
@@ -27,6 +29,7 @@ from collections.abc import Sequence
 from itertools import product
 from typing import Generic, TypeVar
 
+import trio
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 #: Recorded instead of any label value outside its fixed set.
@@ -81,6 +84,16 @@ REQUEST_BUCKETS_S = (
 # fsync) can take tens of seconds. Past a minute, sweeping takes longer than the
 # default pause between sweeps (60 s): worth seeing however slow, +Inf counts it.
 SWEEP_BUCKETS_S = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0)
+
+# Request durations and bytes sent are recorded on every request. They are
+# kept as plain numbers and handed to prometheus_client in batches (each of
+# its observations takes locks and, with --workers, writes a shared file;
+# on the read path that was a few percent of a GET): at every scrape of this
+# process, every FLUSH_INTERVAL_S (``run_flusher``; so a scrape answered by
+# another worker is at most that late), when MAX_PENDING_OBSERVATIONS are
+# waiting, and when the server stops.
+FLUSH_INTERVAL_S = 1.0
+MAX_PENDING_OBSERVATIONS = 65536
 
 _Child = TypeVar("_Child", Counter, Gauge, Histogram)
 
@@ -143,6 +156,9 @@ class Metrics:
             ["kind"], buckets=REQUEST_BUCKETS_S, registry=registry,
         )
         self._requests = _BoundedSeries(requests, REQUEST_KINDS)
+        #: Durations not yet observed, by kind; bytes sent not yet counted.
+        self._pending: dict[str, list[float]] = {kind: [] for kind in REQUEST_KINDS}
+        self._pending_bytes_out = 0
         connections = Gauge(
             "ncpaste_open_connections", "Connections open now, by port.", ["port"], registry=registry,
             multiprocess_mode="livesum",
@@ -194,11 +210,35 @@ class Metrics:
     def bytes_out(self, n: int) -> None:
         """``n`` paste bytes went out to a reader."""
         if n > 0:
-            self._bytes_out.inc(n)
+            self._pending_bytes_out += n
 
     def observe_request(self, kind: str, seconds: float) -> None:
         """A ``"create"`` or ``"read"`` took ``seconds`` (from a monotonic clock)."""
-        self._requests(kind).observe(max(0.0, seconds))
+        pending = self._pending.get(kind)
+        if pending is None:  # not a kind of ours: counted as "other" at once
+            self._requests(kind).observe(max(0.0, seconds))
+            return
+        pending.append(seconds)
+        if len(pending) >= MAX_PENDING_OBSERVATIONS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand what was recorded since the last flush to prometheus_client."""
+        for kind, pending in self._pending.items():
+            if pending:
+                observe = self._requests(kind).observe
+                for seconds in pending:
+                    observe(seconds if seconds > 0.0 else 0.0)
+                pending.clear()
+        if self._pending_bytes_out:
+            self._bytes_out.inc(self._pending_bytes_out)
+            self._pending_bytes_out = 0
+
+    async def run_flusher(self) -> None:
+        """Until cancelled: ``flush`` every ``FLUSH_INTERVAL_S``."""
+        while True:
+            await trio.sleep(FLUSH_INTERVAL_S)
+            self.flush()
 
     # -- connections and live pastes -------------------------------------------
 
@@ -247,6 +287,7 @@ class Metrics:
         multiprocess mode keeps each worker's values in files under
         ``PROMETHEUS_MULTIPROC_DIR`` (set by the supervisor before the workers
         start), and a scrape of any worker adds up all of them."""
+        self.flush()
         if self._multiprocess_dir:
             from prometheus_client import multiprocess
 

@@ -318,9 +318,10 @@ async def serve_with_store(
     # One cap over both ports: it bounds file descriptors and memory.
     connections = trio.CapacityLimiter(config.max_connections)
     async with trio.open_nursery() as watcher:
-        # The connections' deadlines: watched until the last handler ends
-        # (during the shutdown grace too).
+        # The connections' deadlines and the metrics' batches: until the
+        # last handler ends (during the shutdown grace too).
         watcher.start_soon(deadlines.run)
+        watcher.start_soon(metrics.run_flusher)
         async with trio.open_nursery() as handlers:
             async with trio.open_nursery() as acceptors:
                 for listener in tcp:
@@ -339,6 +340,7 @@ async def serve_with_store(
                 acceptors.cancel_scope.cancel()
             handlers.cancel_scope.deadline = trio.current_time() + config.shutdown_grace_s
         watcher.cancel_scope.cancel()
+    metrics.flush()
 
 
 def lock_data_dir(config: Config) -> DataDirLock:
