@@ -34,8 +34,9 @@ NOTES = (
     "(trio's serve_listeners), which a short run's start shows in its p99.",
     "p99 ÷ p50 rows: the named server's own p99 over its own p50 in one wrk run (for a reference, both columns "
     "are the reference's).",
-    "cache front: deploy/nginx.conf as shipped (1 worker, loopback ports, paths under the temp dir) in front of one "
-    "ncpaste; the paste goes in through its netcat port and is warm in its micro-cache (X-Cache-Status: HIT).",
+    "cache front: deploy/nginx.conf as shipped (worker_processes auto, like nginx static; loopback ports, paths "
+    "under the temp dir) in front of one ncpaste; the paste goes in through its netcat port and is warm in its "
+    "micro-cache (X-Cache-Status: HIT).",
 )
 
 

@@ -488,14 +488,14 @@ def _sub(text: str, pattern: str, repl: Any, what: str, count: int | None = None
 
 def render_front_conf(shipped: str, tmp: Path, listen: dict[str, int], node: dict[str, int]) -> str:
     """deploy/nginx.conf as tests/test_load_balancer.py's ``nginx_config``
-    renders it: paths under ``tmp``, one worker, listeners on loopback ports,
+    renders it: paths under ``tmp``, listeners on loopback ports,
     and one upstream server per block (the ``10.0.0.11`` line) pointed at
     ``node``'s port of that kind. Everything else stays as shipped."""
     text = _sub(shipped, r"^user \S+;\n", "user root;\n" if os.geteuid() == 0 else "", "user", 1)
     text = _sub(text, r"^pid \S+;$", f"pid {tmp}/front-nginx.pid;", "pid", 1)
     text = _sub(text, r"^error_log \S+;$", f"error_log {tmp}/front-error.log;", "error_log", 1)
     text = _sub(text, r"^(\s*)access_log /var/log/nginx/(\S+)", rf"\1access_log {tmp}/front-\2", "access_log", 2)
-    text = _sub(text, r"^worker_processes auto;$", "worker_processes 1;", "worker_processes", 1)
+    # worker_processes stays as shipped (auto), as for the static nginx beside it.
     temp = "".join(f"    {kind}_temp_path {tmp}/front-temp-{kind};\n"
                    for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
     text = _sub(text, r"^http \{\n", "http {\n" + temp, "http block", 1)
