@@ -128,3 +128,54 @@ def test_port_in_use_with_workers_is_one_clear_line(tmp_path):
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1].startswith("ncpaste: error: cannot listen on 127.0.0.1:")
     assert "Traceback" not in done.stderr
+
+
+def _connections_on(pid: int, port: int) -> int:
+    """Established TCP connections to local ``port`` among ``pid``'s fds."""
+    established = set()
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == "01":
+            established.add(fields[9])  # the socket's inode
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue  # closed meanwhile
+        count += target.startswith("socket:[") and target[8:-1] in established
+    return count
+
+
+def test_a_burst_of_connections_is_shared_by_the_workers(cli_server):
+    """64 clients arriving together (wrk, a CI fleet) must not all land on
+    the worker that woke first: each wake-up takes a bounded burst from the
+    shared queue (net/server.MAX_ACCEPT_BURST)."""
+    server = cli_server("--workers", "2", "--limits", "off")
+    wait_until(lambda: len(children(server.proc.pid)) == 2)
+    workers = sorted(children(server.proc.pid))
+    clients = []
+    try:
+        # All 64 wait in the kernel's queue before any worker looks: the
+        # workers are stopped while the clients connect (the kernel completes
+        # the handshakes), then both wake to the same full queue.
+        for pid in workers:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            for _ in range(64):
+                clients.append(socket.create_connection(("127.0.0.1", server.http_port), timeout=15))
+        finally:
+            for pid in workers:
+                os.kill(pid, signal.SIGCONT)
+        for sock in clients:
+            sock.setblocking(True)
+            sock.settimeout(15)
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        for sock in clients:
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        held = {pid: _connections_on(pid, server.http_port) for pid in workers}
+        assert sum(held.values()) == 64, held
+        assert min(held.values()) >= 8, f"connections per worker: {held}"
+    finally:
+        for sock in clients:
+            sock.close()
