@@ -59,12 +59,15 @@ class ReadRequest:
 
     @classmethod
     def of(cls, method: str, query: LogQuery, headers: Mapping[bytes, bytes]) -> ReadRequest:
-        def text(name: bytes) -> str | None:
-            value = headers.get(name)
-            return value.decode("latin-1") if value is not None else None
-
+        get = headers.get
+        accept, coding, ranges, tags = get(b"accept"), get(b"accept-encoding"), get(b"range"), get(b"if-none-match")
         return cls(
-            method, query, text(b"accept"), text(b"accept-encoding"), text(b"range"), text(b"if-none-match")
+            method,
+            query,
+            None if accept is None else accept.decode("latin-1"),
+            None if coding is None else coding.decode("latin-1"),
+            None if ranges is None else ranges.decode("latin-1"),
+            None if tags is None else tags.decode("latin-1"),
         )
 
 
