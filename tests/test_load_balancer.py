@@ -480,12 +480,18 @@ def two_nodes(s3_env, cli_server, tmp_path: Path):  # type: ignore[no-untyped-de
     """Two nodes on one bucket, trusting only the balancer's address, with
     per-client limits on (as in public), handing out the balancer's URL; and
     the balancer's ports."""
+    return behind_balancer(s3_env, cli_server, tmp_path, "--limits", "on")
+
+
+def behind_balancer(s3_env, cli_server, tmp_path: Path, *flags: str):  # type: ignore[no-untyped-def]
+    """Nodes a and b on one bucket, trusting only the balancer's address and
+    handing out its URL, with ``flags``; and the balancer's ports."""
     ports = balancer_ports()
-    store = s3_url(s3_env)
+    store = s3_url(s3_env)  # one prefix for both (each call makes a new one)
     nodes = [
         cli_server(
-            "--store", store, "--trusted-proxy", f"{PROXY_IP}/32", "--limits", "on",
-            "--url", f"http://127.0.0.1:{ports['http']}",
+            "--store", store, "--trusted-proxy", f"{PROXY_IP}/32",
+            "--url", f"http://127.0.0.1:{ports['http']}", *flags,
             data_dir=tmp_path / f"node-{name}",
         )
         for name in "ab"
@@ -723,18 +729,10 @@ POLL_SLACK_S = 0.25
 
 @pytest.fixture
 def cached_nodes(s3_env, cli_server, tmp_path: Path):  # type: ignore[no-untyped-def]
-    ports = balancer_ports()
-    store = s3_url(s3_env)
-    nodes = [
-        cli_server(
-            "--store", store, "--trusted-proxy", f"{PROXY_IP}/32", "--limits", "off",
-            "--url", f"http://127.0.0.1:{ports['http']}",
-            "--shared-cache-ttl", str(SHARED_TTL_S), "--store-cache-ttl", "0.01",
-            data_dir=tmp_path / f"node-{name}",
-        )
-        for name in "ab"
-    ]
-    return nodes, ports
+    return behind_balancer(
+        s3_env, cli_server, tmp_path,
+        "--limits", "off", "--shared-cache-ttl", str(SHARED_TTL_S), "--store-cache-ttl", "0.01",
+    )
 
 
 def cache_status(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, str, bytes]:
