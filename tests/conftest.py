@@ -209,10 +209,22 @@ def key_of(url: bytes | str) -> str:
 # -- the real CLI as a subprocess ----------------------------------------------
 
 
+#: Every port free_port has handed out in this test process.
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port free now and never handed out before in this run:
+    the kernel may give two bind-and-close calls in a row the same port, and
+    a server started on two such ports fails with "Address already in use"
+    (CI saw a node get 51081 for both its netcat and live ports)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def wait_for_port(port: int, timeout_s: float = 15.0) -> None:
