@@ -26,22 +26,24 @@ async def receive_paste(
     a gap since the last byte (each chunk resets it), not a total budget.
     """
     builder.feed(first)
-    with trio.move_on_after(config.max_upload_s) as whole:
+    upload_ends = trio.current_time() + config.max_upload_s
+    # One scope for the whole upload, its deadline moved to whichever limit
+    # comes first (this gap or the upload's end), not a scope per receive.
+    with trio.CancelScope() as waits:
         while True:
             # Until the first byte of the body (an options line may come
             # first) the command may still be starting: allow the longer wait.
             gap = config.idle_timeout_s if builder.size else config.first_byte_timeout_s
-            with trio.move_on_after(gap) as quiet:
-                data = await stream.receive_some(RECEIVE_BYTES)
-            if quiet.cancelled_caught:
-                if not builder.size:
-                    raise EmptyPaste(f"empty paste: nothing arrived within {gap:g} s")
-                return "idle"
+            waits.deadline = min(trio.current_time() + gap, upload_ends)
+            data = await stream.receive_some(RECEIVE_BYTES)
             if not data:
                 return "fin"
             builder.feed(data)
-    assert whole.cancelled_caught
-    raise Timeout(f"upload took longer than {config.max_upload_s:g} s: send less at a time")
+    if trio.current_time() >= upload_ends:
+        raise Timeout(f"upload took longer than {config.max_upload_s:g} s: send less at a time")
+    if not builder.size:
+        raise EmptyPaste(f"empty paste: nothing arrived within {gap:g} s")
+    return "idle"
 
 
 async def handle_netcat(
