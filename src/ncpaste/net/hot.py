@@ -36,7 +36,6 @@ class Answer:
     """A read's response, built and validated once, sent to every reader
     that asks the same (``core.reads.raw_plan_key``)."""
 
-    status: int
     response: h11.Response
     #: The body as one h11 event (None: no body, HEAD).
     data: h11.Data | None

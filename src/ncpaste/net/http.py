@@ -111,8 +111,8 @@ class HttpConnection:
         self.status = 0
         self.sent_bytes = 0
         self._deadlines = deadlines
-        #: The connection's one deadline (see ``serve``).
-        self._deadline = Deadline()
+        #: The connection's one deadline, from ``serve`` on.
+        self._deadline: Deadline
 
     # -- the connection loop ---------------------------------------------------
 
@@ -354,7 +354,7 @@ class HttpConnection:
         )
         if plan.span is None:
             if hot is not None and key is not None:
-                answer = Answer(plan.status, _response(plan.status, plan.headers), None)
+                answer = Answer(_response(plan.status, plan.headers), None)
                 hot.remember(key, answer)
                 await self._send_answer(answer)
                 return
@@ -367,9 +367,7 @@ class HttpConnection:
         start, end = plan.span
         whole = (start, end) == (0, len(payload))
         if hot is not None and key is not None and whole and len(payload) <= SEND_PIECE_BYTES:
-            answer = Answer(
-                plan.status, _response(plan.status, plan.headers), hot.body_event(decision.encoding, payload)
-            )
+            answer = Answer(_response(plan.status, plan.headers), hot.body_event(decision.encoding, payload))
             hot.remember(key, answer)
             await self._send_answer(answer)
             return
@@ -380,21 +378,18 @@ class HttpConnection:
         """A response built before, with its body if it has one: in one send,
         or for a large body, head and body apart (joining them would copy it)."""
         conn = self.conn
-        self.status = answer.status
+        self.status = answer.response.status_code
         head = conn.send(answer.response) or b""
         if answer.data is None:
             await self._send_raw(head + (conn.send(_END) or b""))
             return
         self.sent_bytes += len(answer.data.data)
-        body = conn.send(answer.data) or b""
-        end = conn.send(_END) or b""  # empty: the length is in the head
+        body = (conn.send(answer.data) or b"") + (conn.send(_END) or b"")  # no end bytes: the length is in the head
         if len(body) < JOIN_MAX_BYTES:
-            await self._send_raw(head + body + end)
+            await self._send_raw(head + body)
             return
         await self._send_raw(head)
         await self._send_raw(body)
-        if end:
-            await self._send_raw(end)
 
     async def _hot(self, paste: StoredPaste) -> HotPaste:
         """The verified plain bytes, from the hot cache or decompressed now."""
@@ -418,7 +413,7 @@ class HttpConnection:
         if not decision.head_only:
             body = (await self._hot(paste)).body
             await views.stream_html(self._send_piece, paste, body, self.site.base_url)
-        await self._send_raw(self.conn.send(h11.EndOfMessage()))
+        await self._send_raw(self.conn.send(_END))
 
     async def _send_html_follow(
         self, request: reads.ReadRequest, paste: StoredPaste, decision: reads.ReadDecision
@@ -433,7 +428,7 @@ class HttpConnection:
             await renderer.finish()
             final = await self.store.get(paste.key)
             await self._send_piece(render_tail(views.page_info(final or paste, self.site.base_url, 0, None)).encode())
-        await self._send_raw(self.conn.send(h11.EndOfMessage()))
+        await self._send_raw(self.conn.send(_END))
 
     async def _follow(self, send: Callable[[bytes], Awaitable[None]], paste: StoredPaste) -> None:
         self._no_wait()  # a quiet job may send nothing for minutes; each send has its deadline
@@ -458,7 +453,7 @@ class HttpConnection:
         """A live paste still being written, followed (chunked, until the writer ends)."""
         await self._start_chunked(list(decision.headers))
         await self._follow(self._send_piece, paste)
-        await self._send_raw(self.conn.send(h11.EndOfMessage()))
+        await self._send_raw(self.conn.send(_END))
 
     async def _send_open_snapshot(
         self, request: reads.ReadRequest, paste: StoredPaste, decision: reads.ReadDecision
