@@ -41,8 +41,10 @@ _ACCEPT_RETRY_S = 0.1
 _ACCEPT_TRANSIENT_ERRNOS = {errno.ECONNABORTED, errno.EPROTO, errno.EPERM}
 # Connections taken from the kernel's queue in one go (see _accept_loop);
 # the cap on connections bounds it too. Small enough that --workers sharing
-# one queue share a burst: with 256, the worker that woke first took all 64
-# of wrk's connections and --workers 2 ran at the speed of one.
+# one queue usually share a burst: with 256, the worker that woke first took
+# all 64 of wrk's connections in about half the bench runs and --workers 2
+# ran at the speed of one. (It is not a guarantee: a worker that runs while
+# the other is not scheduled still takes what it finds, 16 per turn.)
 MAX_ACCEPT_BURST = 16
 
 
