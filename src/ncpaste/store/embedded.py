@@ -1,22 +1,29 @@
-"""The embedded LMDB store seen from trio: group commit and worker threads.
+"""The embedded LMDB store seen from trio: one writer thread, group commit.
 
-Creates queue up on a channel; one writer task drains whatever is waiting into
-a single LMDB write transaction (one fsync for many pastes) and wakes each
-waiter once its paste is durable. Every write runs in a worker thread behind a
-limiter of one, so the event loop never waits on a disk and LMDB never sees two
-writers from this process.
+Every write runs in one long-lived thread that owns LMDB's write side, so the
+event loop never waits on a disk and LMDB never sees two writers from this
+process. Creates queue up for it; it takes whatever is waiting into a single
+write transaction (one fsync for many pastes) and wakes each waiter once its
+paste is durable, with one wake-up of the event loop per transaction.
+
+The thread and not a writer task: a task that hands each transaction to a
+worker thread costs the loop several turns per commit (the task's wake-up,
+the hand-over, the limiter, the report back), which is most of what a paste
+costs when pastes come one at a time.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import trio
 
-from ncpaste.core.errors import PasteError
+from ncpaste.core.errors import PasteError, StorageUnavailable
 from ncpaste.core.paste import LiveEnd
 from ncpaste.store import Created, NewLivePaste, NewPaste, Removal, Restored, Scanned, StoredPaste, StoreStats, codec, records
 from ncpaste.store.lmdb_store import LmdbStore
@@ -45,48 +52,128 @@ class _PendingCreate:
     result: Created | PasteError | None = None
 
 
+@dataclass(eq=False)
+class _Job:
+    """Any other write: one call in the writer thread, its outcome for the caller."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    done: trio.Event = field(default_factory=trio.Event)
+    result: Any = None
+    error: BaseException | None = None
+
+
+_STOP = object()  # the last item of the writer's queue
+
+
 class EmbeddedStore:
     """Async ``PasteStore`` over a synchronous ``LmdbStore``.
 
-    ``run`` is the writer task; start it in a nursery before use.
+    ``run`` starts the writer thread and stops it when cancelled; start it in
+    a nursery before use.
     """
 
     def __init__(self, store: LmdbStore, clock_ms: Callable[[], int]) -> None:
         self._store = store
         self._clock_ms = clock_ms
-        self._send, self._receive = trio.open_memory_channel[_PendingCreate](MAX_PENDING_CREATES)
-        self._writer = trio.CapacityLimiter(1)
+        self._jobs: queue.SimpleQueue[_PendingCreate | _Job | object] = queue.SimpleQueue()
+        self._room = trio.Semaphore(MAX_PENDING_CREATES)
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._stopped = False
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self._token = trio.lowlevel.current_trio_token()
+        thread = threading.Thread(target=self._write_loop, name="ncpaste-writer", daemon=True)
+        thread.start()
         task_status.started()
-        async with self._receive:
-            while True:
-                first = await self._receive.receive()
-                batch = [first]
-                size = len(first.paste.frame)
-                while len(batch) < MAX_BATCH_ITEMS and size < MAX_BATCH_BYTES:
-                    try:
-                        item = self._receive.receive_nowait()
-                    except trio.WouldBlock:
-                        break
-                    batch.append(item)
-                    size += len(item.paste.frame)
-                await self._commit(batch)
-
-    async def _commit(self, batch: list[_PendingCreate]) -> None:
         try:
-            results = await self._in_writer(
-                self._store.create_batch, [item.paste for item in batch], self._clock_ms()
-            )
+            await trio.sleep_forever()
+        finally:
+            # Whatever was queued before the stop is still written and answered.
+            self._stopped = True
+            self._jobs.put(_STOP)
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(thread.join)
+
+    # -- the writer thread ----------------------------------------------------
+
+    def _write_loop(self) -> None:
+        carried: object | None = None
+        while True:
+            job = carried if carried is not None else self._jobs.get()
+            carried = None
+            if isinstance(job, _PendingCreate):
+                batch, carried = self._gather(job)
+                self._commit(batch)
+            elif isinstance(job, _Job):
+                self._run_job(job)
+            else:
+                return  # _STOP
+
+    def _gather(self, first: _PendingCreate) -> tuple[list[_PendingCreate], object | None]:
+        """``first`` and the creates queued behind it, up to one transaction's
+        worth; the first other job met is carried over to run next."""
+        batch = [first]
+        size = len(first.paste.frame)
+        while len(batch) < MAX_BATCH_ITEMS and size < MAX_BATCH_BYTES:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if not isinstance(job, _PendingCreate):
+                return batch, job
+            batch.append(job)
+            size += len(job.paste.frame)
+        return batch, None
+
+    def _commit(self, batch: list[_PendingCreate]) -> None:
+        results: Sequence[Created | PasteError]
+        try:
+            results = self._store.create_batch([item.paste for item in batch], self._clock_ms())
         except Exception:
             log.exception("commit of %d pastes failed", len(batch))
             results = [PasteError("internal error: the paste was not stored")] * len(batch)
         for item, result in zip(batch, results):
             item.result = result
+        self._wake(self._created, batch)
+
+    def _created(self, batch: list[_PendingCreate]) -> None:
+        for item in batch:
+            self._room.release()
             item.done.set()
 
+    def _run_job(self, job: _Job) -> None:
+        try:
+            job.result = job.fn(*job.args)
+        except BaseException as exc:  # the caller gets it, as from a call of its own
+            job.error = exc
+        self._wake(job.done.set)
+
+    def _wake(self, fn: Callable[..., None], *args: Any) -> None:
+        assert self._token is not None
+        try:
+            self._token.run_sync_soon(fn, *args)
+        except trio.RunFinishedError:
+            pass  # the server is gone; nobody waits any more
+
+    # -- the event loop's side ------------------------------------------------
+
     async def _in_writer(self, fn: Callable[..., _T], *args: object) -> _T:
-        return await trio.to_thread.run_sync(fn, *args, limiter=self._writer)
+        """``fn(*args)`` in the writer thread. Once queued it runs to the end
+        and its caller waits for it even if cancelled, as
+        ``trio.to_thread.run_sync`` does."""
+        self._check_running()
+        job = _Job(fn, args)
+        self._jobs.put(job)
+        with trio.CancelScope(shield=True):
+            await job.done.wait()
+        if job.error is not None:
+            raise job.error
+        return job.result  # type: ignore[no-any-return]
+
+    def _check_running(self) -> None:
+        if self._stopped:
+            raise StorageUnavailable("the store is shutting down: try again in a moment")
 
     async def create(self, paste: NewPaste) -> Created:
         # Compressed before it joins the queue: the writer's critical section
@@ -97,8 +184,13 @@ class EmbeddedStore:
         return await self._queue(records.pack_live(paste))
 
     async def _queue(self, paste: Packed) -> Created:
+        self._check_running()
+        try:
+            self._room.acquire_nowait()  # no turn of the loop while there is room
+        except trio.WouldBlock:
+            await self._room.acquire()
         pending = _PendingCreate(paste)
-        await self._send.send(pending)
+        self._jobs.put(pending)
         await pending.done.wait()
         if isinstance(pending.result, PasteError):
             raise pending.result
