@@ -131,6 +131,7 @@ from bench_servers import (
     REPO,
     CacheFront,
     CeilingH11,
+    CeilingNc,
     Fiche,
     Hypercorn,
     KiB,
@@ -203,6 +204,7 @@ class Bench:
         self.main: Ncpaste | None = None
         self.fiche_small: Fiche | None = None
         self.fiche_large: Fiche | None = None
+        self.nc_ceiling: CeilingNc | None = None
         self.nginx: Nginx | None = None
         self.pinnwand: Pinnwand | None = None
 
@@ -262,6 +264,8 @@ class Bench:
             self.fiche_large.start()
         else:
             self.skip["fiche"] = "fiche not installed (apt-get install fiche, or --install)"
+        self.nc_ceiling = CeilingNc(self.tmp, self.registry, self.conns, opts.python)
+        self.nc_ceiling.start()
         if shutil.which("nginx"):
             self.nginx = Nginx(self.tmp, self.registry, self.conns)
             self.nginx.start()
@@ -323,15 +327,20 @@ class IngestCells(Cells):
             ref_label = f"fiche -B {ref_server.buffer_bytes}" if ref_server else "fiche"
         else:
             ref_name, ref_server, ref_label = "pinnwand", bench.pinnwand, "pinnwand /curl"
-        rows = [self.results.row(f"{key}.rate", f"{label}, pastes/s", "/s", "higher", ref_label),
-                self.results.row(f"{key}.p99", f"{label}, p99 latency", "ms", "lower", ref_label),
-                self.results.row(f"{key}.cpu", f"{label}, server CPU per paste", "us", "lower", ref_label)]
+        refs = [(ref_name, ref_server, key, ref_label)]
+        if op == "nc":
+            refs.append(("ceiling", bench.nc_ceiling, f"{key}.ceiling", "ceiling (trio)"))
+        # Each reference has its rows; ncpaste's figures fill the left side of all of them.
+        rows: dict[str, list] = {}
+        for name, server, prefix, ref_text in refs:
+            rows[name] = [self.results.row(f"{prefix}.rate", f"{label}, pastes/s", "/s", "higher", ref_text),
+                          self.results.row(f"{prefix}.p99", f"{label}, p99 latency", "ms", "lower", ref_text),
+                          self.results.row(f"{prefix}.cpu", f"{label}, server CPU per paste", "us", "lower", ref_text)]
+            if server is None:
+                for row in rows[name]:
+                    row.skipped = self.skip.get(name, "not available")
         sides: list[tuple[str, Any]] = [("ncpaste", bench.main)]
-        if ref_server is not None:
-            sides.append((ref_name, ref_server))
-        else:
-            for row in rows:
-                row.skipped = self.skip.get(ref_name, "not available")
+        sides += [(name, server) for name, server, _, _ in refs if server is not None]
         if rnd % 2:
             sides.reverse()
 
@@ -342,7 +351,10 @@ class IngestCells(Cells):
                 result = run_clients(spec, conc, procs=self.opts.client_procs, registry=bench.registry,
                                      duration_s=self.opts.ingest_s)
                 cpu = server.cpu() - cpu0
-                verify_samples(result, bodies, reader)
+                if reader is None:
+                    result.pop("samples")
+                else:
+                    verify_samples(result, bodies, reader)
                 result["cpu_us_per_paste"] = cpu / max(1, result["ok"]) * 1e6
                 result["rate"] = result["ok"] / result["elapsed_s"]
                 self.results.record(cell=key, server=side, round=rnd, **result)
@@ -350,23 +362,32 @@ class IngestCells(Cells):
                          f"cpu {result['cpu_us_per_paste']:6.0f} µs/paste  client cpu {result['client_cpu_pct']:3.0f}%  "
                          f"ok {result['ok']} failed {result['failed']}"
                          + (f"  {result['errors']}" if result["errors"] else ""))
-                left = side == "ncpaste"
-                for row, value in zip(rows, (result["rate"], result["p99_ms"], result["cpu_us_per_paste"])):
-                    (row.left if left else row.right)[rnd] = value
-                    if left:
-                        row.fails_left += result["failed"]
-                    else:
-                        row.fails_right += result["failed"]
+                values = (result["rate"], result["p99_ms"], result["cpu_us_per_paste"])
+                for name, cell_rows in rows.items():
+                    if side not in ("ncpaste", name):
+                        continue
+                    left = side == "ncpaste"
+                    for row, value in zip(cell_rows, values):
+                        (row.left if left else row.right)[rnd] = value
+                        if left:
+                            row.fails_left += result["failed"]
+                        else:
+                            row.fails_right += result["failed"]
 
-        bench.guarded(label, run, [f"{key}.rate", f"{key}.p99", f"{key}.cpu"], rnd=rnd)
+        keys = [f"{prefix}.{what}" for _, _, prefix, _ in refs for what in ("rate", "p99", "cpu")]
+        bench.guarded(label, run, keys, rnd=rnd)
 
-    def client_for(self, side: str, server: Any, op: str, bodies: list[bytes]) -> tuple[ClientSpec, Callable[[str], bytes]]:
-        """The client that creates pastes on ``server``, and how to read one back."""
+    def client_for(self, side: str, server: Any, op: str,
+                   bodies: list[bytes]) -> tuple[ClientSpec, Callable[[str], bytes] | None]:
+        """The client that creates pastes on ``server``, and how to read one
+        back (None: the ceiling keeps nothing to read)."""
         if side == "ncpaste":
             port = server.tcp if op == "nc" else server.http
             return ClientSpec("nc" if op == "nc" else "http-ncpaste", port, bodies), self.conns.read
         if side == "fiche":
             return ClientSpec("nc", server.port, bodies), server.read
+        if side == "ceiling":
+            return ClientSpec("nc", server.port, bodies), None
         return ClientSpec("http-pinnwand", server.port, bodies), self.conns.read
 
 

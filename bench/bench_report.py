@@ -32,6 +32,9 @@ NOTES = (
     "every request, no store, routing, timeouts or logging; hypercorn: its trio worker (1 worker) serving the same "
     "from a minimal ASGI app (bench/hypercorn_app.py); it accepts one connection per turn of its event loop "
     "(trio's serve_listeners), which a short run's start shows in its p99.",
+    "ceiling (trio) rows: bench/ceiling_nc.py, bare trio (1 process) reading each netcat connection to its FIN and "
+    "answering a URL line; no store, keys, options, limits or timeouts, and its pastes are not read back. "
+    "ncpaste's CPU per paste minus the ceiling's is what ncpaste's own work costs.",
     "p99 ÷ p50 rows: the named server's own p99 over its own p50 in one wrk run (for a reference, both columns "
     "are the reference's).",
     "cache front: deploy/nginx.conf as shipped (worker_processes auto, like nginx static; loopback ports, paths "
