@@ -169,7 +169,7 @@ class EmbeddedStore:
             await job.done.wait()
         if job.error is not None:
             raise job.error
-        return job.result  # type: ignore[no-any-return]
+        return job.result
 
     def _check_running(self) -> None:
         if self._stopped:
