@@ -48,7 +48,7 @@ from ncpaste.net.live_state import LiveRegistry
 from ncpaste.net.metrics import Metrics
 from ncpaste.net.multipart import MAX_FORM_OVERHEAD_BYTES, FormPaste, boundary_of
 from ncpaste.net.pastes import Pastes, Site
-from ncpaste.net.streams import RECEIVE_BYTES, close_quietly, drain
+from ncpaste.net.streams import RECEIVE_BYTES, close_quietly, drain, receive_size
 from ncpaste.store import StoredPaste
 
 log = logging.getLogger(__name__)
@@ -209,12 +209,12 @@ class HttpConnection:
                 return False
         return self.conn.their_state is h11.DONE
 
-    async def _next_event(self) -> h11.Event | type[h11.PAUSED]:
+    async def _next_event(self, receive_bytes: int = RECEIVE_BYTES) -> h11.Event | type[h11.PAUSED]:
         while True:
             event = self.conn.next_event()
             if event is not h11.NEED_DATA:
                 return event  # type: ignore[return-value]  # NEED_DATA was just excluded
-            data = await self.stream.receive_some(RECEIVE_BYTES)
+            data = await self.stream.receive_some(receive_bytes)
             self.conn.receive_data(bytes(data) if isinstance(data, bytearray) else data)
 
     async def _answer(self, request: h11.Request) -> None:
@@ -522,13 +522,15 @@ class HttpConnection:
                 self.conn.send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue"))
             )
             self._no_wait()  # the body has its own timeouts, below
+        received = 0
         with trio.move_on_after(config.max_upload_s) as whole:
             while True:
                 with trio.move_on_after(config.http_body_idle_timeout_s) as gap:
-                    event = await self._next_event()
+                    event = await self._next_event(receive_size(received))
                 if gap.cancelled_caught:
                     raise Timeout(f"request body stalled for {config.http_body_idle_timeout_s:g} s")
                 if isinstance(event, h11.Data):
+                    received += len(event.data)
                     sink(event.data)
                 elif isinstance(event, h11.EndOfMessage):
                     return

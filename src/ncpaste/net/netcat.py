@@ -13,7 +13,7 @@ from ncpaste.logs import event
 from ncpaste.net.guard import Guard, peer_ip_of
 from ncpaste.net.metrics import Metrics
 from ncpaste.net.pastes import Pastes, Site
-from ncpaste.net.streams import RECEIVE_BYTES, REPLY_TIMEOUT_S, close_quietly, error_line, refuse, send_quietly
+from ncpaste.net.streams import REPLY_TIMEOUT_S, close_quietly, error_line, receive_size, refuse, send_quietly
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ async def receive_paste(
             # first) the command may still be starting: allow the longer wait.
             gap = config.idle_timeout_s if builder.size else config.first_byte_timeout_s
             waits.deadline = min(trio.current_time() + gap, upload_ends)
-            data = await stream.receive_some(RECEIVE_BYTES)
+            data = await stream.receive_some(receive_size(builder.size))
             if not data:
                 return "fin"
             builder.feed(data)

