@@ -3,6 +3,8 @@ times, plus the group-commit wrapper seen from trio."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import os
 import struct
 from collections.abc import Iterator
@@ -13,7 +15,7 @@ import trio
 
 from ncpaste.core import keys
 from ncpaste.core.errors import AliasTaken, CorruptPaste, Forbidden, NotFound
-from ncpaste.core.paste import FLAG_ALIAS, FLAG_BURN, PasteMeta
+from ncpaste.core.paste import FLAG_ALIAS, FLAG_BURN, FLAG_SHA256, PasteMeta
 from ncpaste.store import Created, NewPaste, StoredPaste, codec, lmdb_env
 from ncpaste.store.embedded import EmbeddedStore
 from ncpaste.store.lmdb_store import LmdbStore
@@ -95,7 +97,7 @@ def test_get_returns_meta(store: LmdbStore) -> None:
         size=len(body),
         checksum=codec.checksum(body),
         token_hash=keys.token_hash(TOKEN),
-        flags=FLAG_BURN,
+        flags=FLAG_BURN | FLAG_SHA256,
     )
     assert paste.meta.burn and not paste.meta.is_alias
     assert body_of(paste) == body
@@ -181,7 +183,7 @@ def test_alias_claim(store: LmdbStore) -> None:
     assert created.key == "build-42"
     paste = store.get("build-42", NOW)
     assert paste is not None and paste.meta.is_alias
-    assert paste.meta.flags == FLAG_ALIAS
+    assert paste.meta.flags == FLAG_ALIAS | FLAG_SHA256
     assert body_of(paste) == b"build log\n"
     assert store.stats().pool_keys == 50  # an alias does not use a pool key
 
@@ -459,7 +461,7 @@ def test_map_grows_when_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def meta_for(body: bytes) -> PasteMeta:
-    return PasteMeta(NOW, NOW + 1000, len(body), codec.checksum(body), keys.token_hash(TOKEN), FLAG_BURN)
+    return PasteMeta(NOW, NOW + 1000, len(body), codec.checksum(body), keys.token_hash(TOKEN), FLAG_BURN | FLAG_SHA256)
 
 
 BODY = b"2024-01-01 build started\n" + b"compiling module 42 of 99\n" * 200
@@ -475,6 +477,21 @@ def test_codec_round_trip() -> None:
     assert len(record) == codec.HEADER_BYTES + len(frame)
     assert codec.decode_meta(record) == meta
     assert bytes(codec.record_frame(record)) == frame
+
+
+def test_codec_reads_blake2b_records() -> None:
+    """Records made before FLAG_SHA256 carry BLAKE2b-128 and still open;
+    a checksum of the other kind than the flag says is damage."""
+    frame = codec.compress(BODY)
+    old = PasteMeta(NOW, NOW + 1000, len(BODY), hashlib.blake2b(BODY, digest_size=16).digest(),
+                    keys.token_hash(TOKEN), FLAG_BURN)
+    assert codec.open_body(frame, old) == BODY
+    assert codec.decode_meta(codec.encode_record(old, frame)) == old
+    new = meta_for(BODY)
+    assert new.checksum == hashlib.sha256(BODY).digest()[:16]
+    for mixed in (dataclasses.replace(old, flags=old.flags | FLAG_SHA256), dataclasses.replace(new, flags=FLAG_BURN)):
+        with pytest.raises(CorruptPaste):
+            codec.open_body(frame, mixed)
 
 
 def test_decode_meta_rejects_unknown_version() -> None:

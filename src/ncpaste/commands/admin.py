@@ -530,7 +530,7 @@ def _export_line(found: Scanned, now_ms: int) -> bytes | str | None:
             "alias": meta.is_alias,
             "token_sha256": meta.token_hash.hex(),
             "size": meta.size,
-            "blake2b": meta.checksum.hex(),
+            "blake2b": records.export_checksum(meta, body).hex(),
             "body_b64": base64.b64encode(body).decode("ascii"),
         }
     )

@@ -15,6 +15,9 @@ FLAG_INCOMPLETE = 0x08
 FLAG_TRUNCATED = 0x10
 #: A live paste closed at the first bytes that were not text (kept up to there).
 FLAG_NOT_TEXT = 0x20
+#: The checksum is SHA-256 cut to 16 bytes; without it, BLAKE2b-128 (records
+#: made before 2026-12-03, and restored ones, which keep their export's).
+FLAG_SHA256 = 0x40
 
 
 class LiveEnd(enum.Enum):

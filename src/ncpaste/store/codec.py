@@ -13,7 +13,7 @@ import threading
 import zstandard
 
 from ncpaste.core.errors import CorruptPaste
-from ncpaste.core.paste import PasteMeta
+from ncpaste.core.paste import FLAG_SHA256, PasteMeta
 
 FORMAT_VERSION = 1
 CHECKSUM_BYTES = 16
@@ -31,7 +31,23 @@ _local = threading.local()
 
 
 def checksum(body: bytes | bytearray | memoryview) -> bytes:
+    """The checksum a new record carries (with FLAG_SHA256 in its flags).
+
+    SHA-256 cut to 16 bytes: with the CPU's SHA instructions, which hashlib
+    uses, it costs 0.63 ms per MiB here against BLAKE2b's 1.56 ms, and a
+    1 MiB paste is checksummed when stored and again when read from disk."""
+    return hashlib.sha256(body).digest()[:CHECKSUM_BYTES]
+
+
+def blake2b_checksum(body: bytes | bytearray | memoryview) -> bytes:
+    """BLAKE2b-128: the checksum of records without FLAG_SHA256, and the one
+    the export format names (``b2sum -l 128``)."""
     return hashlib.blake2b(body, digest_size=CHECKSUM_BYTES).digest()
+
+
+def checksum_for(flags: int, body: bytes | bytearray | memoryview) -> bytes:
+    """The checksum of ``body`` as a record with ``flags`` keeps it."""
+    return checksum(body) if flags & FLAG_SHA256 else blake2b_checksum(body)
 
 
 def compress(body: bytes | bytearray | memoryview) -> bytes:
@@ -62,7 +78,7 @@ def open_body(frame: bytes | memoryview, meta: PasteMeta) -> bytes:
         body = decompress(frame, meta.size)
     except zstandard.ZstdError:
         raise CorruptPaste("stored paste is damaged") from None
-    if len(body) != meta.size or checksum(body) != meta.checksum:
+    if len(body) != meta.size or checksum_for(meta.flags, body) != meta.checksum:
         raise CorruptPaste("stored paste is damaged")
     return body
 

@@ -79,7 +79,7 @@ async def open_store(
     config: Config, clock_ms: Callable[[], int], access: Access = Access.SERVE
 ) -> AsyncIterator[AdminStore]:
     """The store ``config`` names, ready to use, closed on exit: the embedded
-    LMDB store (with its group-commit writer task), or shared S3 storage."""
+    LMDB store (with its group-commit writer thread), or shared S3 storage."""
     if config.store is not None:
         async with _open_s3(config, clock_ms, access) as store:
             yield store

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import trio
 
 from ncpaste.core.errors import AliasTaken, Forbidden, NotFound
-from ncpaste.core.paste import FLAG_ALIAS, FLAG_BURN, FLAG_OPEN, LiveEnd, PasteMeta
+from ncpaste.core.paste import FLAG_ALIAS, FLAG_BURN, FLAG_OPEN, FLAG_SHA256, LiveEnd, PasteMeta
 from ncpaste.store import NewLivePaste, NewPaste, Restored, StoredPaste, codec
 
 # Below this, compressing or decompressing on the event loop is cheaper than
@@ -71,7 +71,7 @@ def pack(paste: NewPaste) -> Packed:
         checksum=codec.checksum(paste.body),
         token_hash=paste.token_hash,
         expire_s=paste.expire_s,
-        flags=_flags(paste.burn, paste.alias),
+        flags=_flags(paste.burn, paste.alias) | FLAG_SHA256,
         alias=paste.alias,
     )
 
@@ -106,9 +106,15 @@ def finished(meta: PasteMeta, body: bytes, expire_s: int, end: LiveEnd, now_ms: 
         len(body),
         codec.checksum(body),
         meta.token_hash,
-        (meta.flags & ~FLAG_OPEN) | end.flags,
+        (meta.flags & ~FLAG_OPEN) | end.flags | FLAG_SHA256,
     )
     return final, codec.compress(body)
+
+
+def export_checksum(meta: PasteMeta, body: bytes) -> bytes:
+    """The BLAKE2b-128 the export format carries (``restored`` checks it),
+    whatever checksum the record keeps."""
+    return meta.checksum if not meta.flags & FLAG_SHA256 else codec.blake2b_checksum(body)
 
 
 def restored(
@@ -117,7 +123,9 @@ def restored(
 ) -> Restored:
     """A paste from an export, checked: raises ValueError naming what does
     not match (its bytes against the checksum it was exported with)."""
-    if codec.checksum(body) != checksum:
+    # The export's BLAKE2b is kept as the record's checksum (no FLAG_SHA256):
+    # the paste's ETag stays what it was where it was exported.
+    if codec.blake2b_checksum(body) != checksum:
         raise ValueError("body does not match its blake2b checksum")
     flags = (FLAG_BURN if burn else 0) | (FLAG_ALIAS if alias else 0)
     return Restored(key, PasteMeta(created_ms, expires_ms, len(body), checksum, token_hash, flags), body)
