@@ -334,7 +334,8 @@ class IngestCells(Cells):
         rows: dict[str, list] = {}
         for name, server, prefix, ref_text in refs:
             rows[name] = [self.results.row(f"{prefix}.rate", f"{label}, pastes/s", "/s", "higher", ref_text),
-                          self.results.row(f"{prefix}.p99", f"{label}, p99 latency", "ms", "lower", ref_text),
+                          self.results.row(f"{prefix}.p50", f"{label}, p50 connect to URL", "ms", "lower", ref_text),
+                          self.results.row(f"{prefix}.p99", f"{label}, p99 connect to URL", "ms", "lower", ref_text),
                           self.results.row(f"{prefix}.cpu", f"{label}, server CPU per paste", "us", "lower", ref_text)]
             if server is None:
                 for row in rows[name]:
@@ -362,7 +363,7 @@ class IngestCells(Cells):
                          f"cpu {result['cpu_us_per_paste']:6.0f} µs/paste  client cpu {result['client_cpu_pct']:3.0f}%  "
                          f"ok {result['ok']} failed {result['failed']}"
                          + (f"  {result['errors']}" if result["errors"] else ""))
-                values = (result["rate"], result["p99_ms"], result["cpu_us_per_paste"])
+                values = (result["rate"], result["p50_ms"], result["p99_ms"], result["cpu_us_per_paste"])
                 for name, cell_rows in rows.items():
                     if side not in ("ncpaste", name):
                         continue
@@ -374,7 +375,7 @@ class IngestCells(Cells):
                         else:
                             row.fails_right += result["failed"]
 
-        keys = [f"{prefix}.{what}" for _, _, prefix, _ in refs for what in ("rate", "p99", "cpu")]
+        keys = [f"{prefix}.{what}" for _, _, prefix, _ in refs for what in ("rate", "p50", "p99", "cpu")]
         bench.guarded(label, run, keys, rnd=rnd)
 
     def client_for(self, side: str, server: Any, op: str,
