@@ -27,8 +27,8 @@ INLINE_CODEC_BYTES = 64 * 1024
 MAX_LIVE_GROUP_BYTES = 1 << 31
 # A live paste has no body yet: its checksum is set when it is finished.
 NO_CHECKSUM = b"\0" * codec.CHECKSUM_BYTES
-#: A paste's checksum (BLAKE2b-128 of its bytes) and its delete-token hash
-#: (SHA-256), in bytes: what an export carries of each.
+#: A paste's checksum (16 bytes: SHA-256 cut short, or BLAKE2b-128 in older
+#: and restored records) and its delete-token hash (SHA-256), in bytes.
 CHECKSUM_BYTES = codec.CHECKSUM_BYTES
 TOKEN_HASH_BYTES = codec.TOKEN_HASH_BYTES
 
