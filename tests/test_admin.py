@@ -316,7 +316,11 @@ def test_stats_numbers_are_exact(run, known, data_dir):
         "next_expiry": admin.iso_utc(NOW - 60_000 + HOUR_MS),
         "data_file_bytes": (data_dir / "data.mdb").stat().st_size,
         "used_bytes": stats["used_bytes"],
+        "commits": stats["commits"],
     }
+    # The fixture made its pastes in two batches, each one synced commit, after
+    # the commits that opened the store and filled its pool.
+    assert stats["commits"] >= 2
     assert stats["oldest_created"] == "2026-09-21T14:12:20.000Z"
     assert 0 < stats["used_bytes"] <= stats["data_file_bytes"]
     assert known.pool_keys == stats["pool_keys"]
@@ -332,6 +336,7 @@ def test_stats_text(run, known, data_dir):
     stored = sum(len(codec.compress(body)) for body in known.live.values())
     assert lines["stored bytes"].endswith(f", {stored / original:.3f} of the original (stored ÷ original)")
     assert lines["expiry index"].strip() == "10 entries"
+    assert lines["commits"].strip().endswith(" synced write transactions")
     assert lines["next expiry"].strip() == admin.iso_utc(NOW - 60_000 + HOUR_MS)
     assert SECRET.decode() not in result.text + result.err
 

@@ -76,7 +76,7 @@ def test_get_delete_stats_export_import_on_s3(s3_env, cli_server, tmp_path: Path
     assert counted["original_bytes"] == sum(len(b) for b in bodies.values())
     assert 0 < counted["stored_bytes"] < counted["original_bytes"]
     # What only the embedded store keeps is not made up on S3.
-    assert counted["pool_keys"] is None and counted["data_file_bytes"] is None
+    assert counted["pool_keys"] is None and counted["data_file_bytes"] is None and counted["commits"] is None
     text = admin("stats", store=store).stdout.decode()
     assert f"pastes:         {len(bodies)} live" in text and "key pool" not in text
 

@@ -139,6 +139,16 @@ def test_batch_takes_distinct_pool_keys(store: LmdbStore) -> None:
     assert pool_keys(store) == before - created_keys
 
 
+def test_a_batch_is_one_commit(store: LmdbStore) -> None:
+    store.refill_pool(100)
+    before = store.stats().commits
+    store.create_batch([new_paste(b"%d\n" % i) for i in range(10)], NOW)
+    assert store.stats().commits == before + 1
+    for i in range(3):
+        store.create_batch([new_paste(b"alone %d\n" % i)], NOW)
+    assert store.stats().commits == before + 4
+
+
 def test_empty_pool_still_creates(store: LmdbStore) -> None:
     assert store.stats().pool_keys == 0
     results = store.create_batch([new_paste(b"a\n"), new_paste(b"b\n"), new_paste(b"c\n")], NOW)
@@ -558,6 +568,7 @@ async def test_embedded_store_group_commits_concurrent_creates(tmp_path: Path, n
     sync_store.create_batch = counting_create_batch  # type: ignore[method-assign]
     store = EmbeddedStore(sync_store, clock_ms=lambda: NOW)
     await nursery.start(store.run)
+    commits_before = (await store.stats()).commits
     created: dict[int, Created] = {}
 
     async def one(i: int) -> None:
@@ -577,6 +588,7 @@ async def test_embedded_store_group_commits_concurrent_creates(tmp_path: Path, n
             assert body_of(await store.get(c.key)) == b"paste number %d\n" % i
         stats = await store.stats()
         assert (stats.pastes, stats.pool_keys) == (200, 100)
+        assert stats.commits - commits_before == len(batches)  # what operators see in `ncpaste stats`
     sync_store.close()
 
 

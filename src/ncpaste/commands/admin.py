@@ -363,6 +363,7 @@ async def _stats(args: argparse.Namespace, context: _Context) -> int:
     # What only the embedded store counts (S3 has no pool, index or file here): null.
     pool_keys, expiry_entries = _known(counts.pool_keys), _known(counts.expiry_entries)
     file_bytes, used_bytes = _known(counts.file_bytes), _known(counts.disk_bytes)
+    commits = _known(counts.commits)
     report = {
         "as_of": iso_utc(now_ms),
         "pastes": live,
@@ -377,6 +378,7 @@ async def _stats(args: argparse.Namespace, context: _Context) -> int:
         "next_expiry": None if next_expiry is None else iso_utc(next_expiry),
         "data_file_bytes": file_bytes,
         "used_bytes": used_bytes,
+        "commits": commits,
     }
     if args.json:
         print(json.dumps(report), flush=True)
@@ -392,6 +394,7 @@ async def _stats(args: argparse.Namespace, context: _Context) -> int:
         ("oldest paste", report["oldest_created"] or "-"),
         ("next expiry", report["next_expiry"] or "-"),
         ("data file", None if file_bytes is None else f"{file_bytes} bytes ({human_bytes(file_bytes)}), {used_bytes} in use"),
+        ("commits", None if commits is None else f"{commits} synced write transactions"),
     ]
     for label, value in lines:
         if value is not None:

@@ -109,6 +109,9 @@ class StoreStats:
     #: The least map any process opening the store has: data grown past it
     #: (and past what it held) makes a server started earlier adopt a larger map.
     map_floor_bytes: int = -1
+    #: Synced write transactions since the data dir was made (LMDB's
+    #: transaction id): beside the pastes created, how many a commit carries.
+    commits: int = -1
 
 
 class PasteStore(Protocol):

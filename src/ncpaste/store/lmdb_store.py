@@ -199,6 +199,7 @@ class LmdbStore:
             map_bytes=info["map_size"],
             file_bytes=(self.path / DATA_FILE).stat().st_size,
             map_floor_bytes=lmdb_env.INITIAL_MAP_BYTES,
+            commits=info["last_txnid"],
         )
 
     def ping(self) -> None:
