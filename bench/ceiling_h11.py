@@ -13,28 +13,23 @@ the bench's clients send only well-formed GETs.
 
 The response goes out in one ``send_all`` (head, body and end together), as
 ncpaste sends a paste. Each wake-up of the listener accepts every connection
-already waiting: trio's ``serve_listeners`` accepts one per turn of the event
-loop, so under load the last of wrk's 64 connections waits 64 turns (most of a
-one-second run) for its first answer, which would put the start of a run into
-the ceiling's figures rather than the cost of a request.
+already waiting (ceiling_accept.py says why).
 """
 
 from __future__ import annotations
 
-import socket
+import functools
 import sys
 from pathlib import Path
 
 import h11
 import trio
+from ceiling_accept import accept_forever, listening_socket
 from constant_response import paste_headers
 
-HOST = "127.0.0.1"  # loopback only, like every server of the bench
 # One receive_some: a request head from wrk or curl is a few hundred bytes;
 # 64 KiB takes a whole pipelined burst of them at once.
 MAX_RECV_BYTES = 64 * 1024
-# Pending connections: more than the bench's 64 connecting at once.
-BACKLOG = 4096
 
 
 class ConstantResponse:
@@ -78,32 +73,13 @@ async def serve_connection(stream: trio.SocketStream, answer: ConstantResponse) 
         await stream.aclose()
 
 
-def listening_socket(port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((HOST, port))
-    sock.listen(BACKLOG)
-    sock.setblocking(False)
-    return sock
-
-
 async def serve(port: int, body: bytes, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """Accept on 127.0.0.1:``port`` and answer every connection, until cancelled."""
     answer = ConstantResponse(body)
     with listening_socket(port) as sock:
         task_status.started()
         async with trio.open_nursery() as connections:
-            while True:
-                await trio.lowlevel.wait_readable(sock)
-                while True:  # everything the kernel has queued, without a turn of the loop each
-                    try:
-                        conn, _ = sock.accept()
-                    except (BlockingIOError, InterruptedError):
-                        break
-                    except ConnectionAbortedError:
-                        continue  # reset before we took it; the next one is fine
-                    conn.setblocking(False)
-                    connections.start_soon(serve_connection, trio.SocketStream(trio.socket.from_stdlib_socket(conn)), answer)
+            await accept_forever(sock, connections, functools.partial(serve_connection, answer=answer))
 
 
 def main(argv: list[str]) -> int:

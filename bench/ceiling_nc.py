@@ -10,64 +10,43 @@ logging: what is left is what any trio server pays per paste connection
 paste minus this one's is the cost of ncpaste's own work. The bytes are
 dropped: the bench does not read this server's pastes back.
 
-The accept loop is ceiling_h11.py's: every connection the kernel has queued
-per wake-up of the listener, not one per turn of the loop.
+The accept loop is ceiling_h11.py's (ceiling_accept.py): every connection
+the kernel has queued per wake-up of the listener, not one per turn of the
+loop.
 """
 
 from __future__ import annotations
 
-import socket
+import functools
+import itertools
 import sys
+from collections.abc import Iterator
 
 import trio
+from ceiling_accept import HOST, accept_forever, listening_socket
 
-HOST = "127.0.0.1"  # loopback only, like every server of the bench
 # One receive_some, as ncpaste's netcat port reads (net/streams.RECEIVE_BYTES).
 MAX_RECV_BYTES = 64 * 1024
-# Pending connections: more than the bench's clients connecting at once.
-BACKLOG = 4096
 
 
-async def serve_connection(stream: trio.SocketStream, prefix: bytes, number: int) -> None:
+async def serve_connection(stream: trio.SocketStream, *, prefix: bytes, numbers: Iterator[int]) -> None:
     """Read one paste to the client's FIN and answer its URL line."""
     try:
         while await stream.receive_some(MAX_RECV_BYTES):
             pass
-        await stream.send_all(b"%s%012d\n" % (prefix, number))
+        await stream.send_all(b"%s%012d\n" % (prefix, next(numbers)))
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
     finally:
         await stream.aclose()
 
 
-def listening_socket(port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((HOST, port))
-    sock.listen(BACKLOG)
-    sock.setblocking(False)
-    return sock
-
-
 async def serve(port: int) -> None:
     """Accept on 127.0.0.1:``port`` and answer every connection, until cancelled."""
-    prefix = f"http://{HOST}:{port}/".encode()
-    number = 0
+    handle = functools.partial(serve_connection, prefix=f"http://{HOST}:{port}/".encode(), numbers=itertools.count(1))
     with listening_socket(port) as sock:
         async with trio.open_nursery() as connections:
-            while True:
-                await trio.lowlevel.wait_readable(sock)
-                while True:  # everything the kernel has queued, without a turn of the loop each
-                    try:
-                        conn, _ = sock.accept()
-                    except (BlockingIOError, InterruptedError):
-                        break
-                    except ConnectionAbortedError:
-                        continue  # reset before we took it; the next one is fine
-                    conn.setblocking(False)
-                    number += 1
-                    stream = trio.SocketStream(trio.socket.from_stdlib_socket(conn))
-                    connections.start_soon(serve_connection, stream, prefix, number)
+            await accept_forever(sock, connections, handle)
 
 
 def main(argv: list[str]) -> int:
