@@ -11,6 +11,7 @@ of a connection. ncpaste's own accept loop does the same (net/server.py).
 from __future__ import annotations
 
 import socket
+import sys
 from collections.abc import Awaitable, Callable
 from typing import NoReturn
 
@@ -45,3 +46,12 @@ async def accept_forever(sock: socket.socket, connections: trio.Nursery,
                 continue  # reset before we took it; the next one is fine
             conn.setblocking(False)
             connections.start_soon(handle, trio.SocketStream(trio.socket.from_stdlib_socket(conn)))
+
+
+def exit_with(main: Callable[[list[str]], int]) -> NoReturn:
+    """Run a ceiling's ``main`` on the command line's arguments and exit
+    with its code; Ctrl-C (how the bench's operator stops one) exits 130."""
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:
+        sys.exit(130)

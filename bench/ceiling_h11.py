@@ -24,7 +24,7 @@ from pathlib import Path
 
 import h11
 import trio
-from ceiling_accept import accept_forever, listening_socket
+from ceiling_accept import accept_forever, exit_with, listening_socket
 from constant_response import paste_headers
 
 # One receive_some: a request head from wrk or curl is a few hundred bytes;
@@ -91,7 +91,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except KeyboardInterrupt:
-        sys.exit(130)
+    exit_with(main)

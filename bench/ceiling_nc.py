@@ -23,7 +23,7 @@ import sys
 from collections.abc import Iterator
 
 import trio
-from ceiling_accept import HOST, accept_forever, listening_socket
+from ceiling_accept import HOST, accept_forever, exit_with, listening_socket
 
 # One receive_some, as ncpaste's netcat port reads (net/streams.RECEIVE_BYTES).
 MAX_RECV_BYTES = 64 * 1024
@@ -58,7 +58,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except KeyboardInterrupt:
-        sys.exit(130)
+    exit_with(main)
