@@ -45,7 +45,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
@@ -65,6 +64,7 @@ from ncpaste.commands.progress import Progress, human_bytes
 from ncpaste.config import Config
 from ncpaste.core import keys
 from ncpaste.core.errors import CorruptPaste, PasteError
+from ncpaste.core.units import iso_utc
 from ncpaste.store import AdminStore, Removal, Restored, Scanned, StoreStats, records
 from ncpaste.store.factory import Access, StoreMissing, StoreOpenError, open_store
 from ncpaste.store.maintenance import shown_key as _shown
@@ -306,15 +306,6 @@ def _silence_stdout() -> None:
         os.close(devnull)
     except (OSError, ValueError, AttributeError):
         pass  # stdout is not a real file (tests): nothing will flush into a pipe
-
-
-def iso_utc(ms: int) -> str:
-    """Unix milliseconds as ``2026-09-21T10:00:00.000Z``."""
-    try:
-        moment = datetime.fromtimestamp(ms // 1000, UTC).replace(microsecond=(ms % 1000) * 1000)
-    except (OverflowError, ValueError, OSError):
-        return f"{ms} ms since the epoch"  # beyond datetime's years 1..9999
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _key_bytes(key: str) -> bytes | None:

@@ -1,8 +1,10 @@
-"""Human units on the command line and in paste options: sizes and durations."""
+"""Human units on the command line, in paste options and in answers: sizes,
+durations and moments (ISO 8601, UTC)."""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 _SIZE_UNITS = {
     "": 1,
@@ -97,3 +99,15 @@ def format_duration(seconds: int) -> str:
         if seconds >= factor and seconds % factor == 0:
             return f"{seconds // factor}{unit}"
     return f"{seconds}s"
+
+
+def iso_utc(ms: int, *, millis: bool = True) -> str:
+    """Unix milliseconds as ``2026-09-21T10:00:00.000Z`` (the admin commands'
+    JSON), or with ``millis=False`` as ``2026-09-21T10:00:00Z``: the HTTP
+    port's JSON, whole seconds like its date headers and the form jq's
+    ``fromdateiso8601`` reads."""
+    try:
+        moment = datetime.fromtimestamp(ms // 1000, UTC).replace(microsecond=(ms % 1000) * 1000 if millis else 0)
+    except (OverflowError, ValueError, OSError):
+        return f"{ms} ms since the epoch"  # beyond datetime's years 1..9999
+    return moment.isoformat(timespec="milliseconds" if millis else "seconds").replace("+00:00", "Z")
