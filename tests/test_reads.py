@@ -7,6 +7,7 @@ import itertools
 
 import pytest
 
+from ncpaste.core.http import wants_json
 from ncpaste.core.paste import FLAG_BURN, FLAG_OPEN, PasteMeta
 from ncpaste.core.reads import (
     ReadRequest,
@@ -47,6 +48,9 @@ def request(method: str = "GET", query: str = "", **headers: str | None) -> Read
         (request(), FLAG_OPEN, R.FOLLOW, None),
         (request("HEAD"), FLAG_OPEN, R.OPEN_SNAPSHOT, None),
         (request(range="bytes=0-9"), FLAG_OPEN, R.OPEN_SNAPSHOT, None),
+        (request(query="meta"), 0, R.META, None),
+        (request(query="meta", accept=BROWSER), FLAG_OPEN, R.META, None),
+        (request("HEAD", query="meta"), FLAG_BURN, R.META, None),
     ],
 )
 def test_decide_picks_the_representation(req: ReadRequest, flags: int, expected: Representation, encoding: str | None):
@@ -59,6 +63,25 @@ def test_only_a_get_takes_a_burn_paste():
     assert takes(request("GET"), meta(FLAG_BURN))
     assert not takes(request("HEAD"), meta(FLAG_BURN))
     assert not takes(request("GET"), meta())
+    assert not takes(request("GET", query="meta"), meta(FLAG_BURN))  # metadata never burns
+
+
+@pytest.mark.parametrize(
+    ("accept", "json"),
+    [
+        (None, False),
+        ("*/*", False),  # curl
+        (BROWSER, False),
+        ("text/plain", False),
+        ("application/json", True),
+        ("application/json, text/plain;q=0.5", True),
+        ("text/plain, application/json", False),  # equal: text, as today
+        ("application/json;q=0.2, */*;q=0.5", False),
+        ("application/json, " + "x" * 2000, False),  # not a script's Accept: plain text
+    ],
+)
+def test_wants_json(accept: str | None, json: bool):
+    assert wants_json(accept) is json
 
 
 def test_selected_lines_are_never_shared_cached_and_not_at_all_when_open_or_burn():

@@ -148,7 +148,7 @@ def test_unknown_option_message_lists_known_ones() -> None:
     with pytest.raises(BadOption) as caught:
         parse_log_query("head=5")
     assert caught.value.message == (
-        "unknown option 'head': known options are raw, tail, lines, ansi, grep, i"
+        "unknown option 'head': known options are raw, tail, lines, ansi, grep, i, meta"
     )
 
 

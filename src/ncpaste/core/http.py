@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import enum
 import functools
+import json
 import re
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from urllib.parse import unquote
 
-from ncpaste.core import keys
+from ncpaste.core import keys, units
 from ncpaste.core.errors import (
     BadRequest,
     MethodNotAllowed,
@@ -25,6 +26,7 @@ from ncpaste.core.errors import (
 from ncpaste.core.paste import PasteMeta
 
 TEXT_PLAIN = b"text/plain; charset=utf-8"
+APPLICATION_JSON = b"application/json"
 # Headers on every response: the bytes are text, never sniffed as HTML, never
 # allowed to load or run anything, never indexed, never leaking the URL onwards.
 SAFETY_HEADERS = [
@@ -198,6 +200,14 @@ def wants_html(accept: str | None) -> bool:
     return _accept_q(accept, "text/html") > _accept_q(accept, "text/plain")
 
 
+def wants_json(accept: str | None) -> bool:
+    """Does the client ask for JSON (``Accept: application/json``) rather
+    than text? curl's ``*/*`` and a browser's Accept do not."""
+    if not accept or len(accept) > MAX_ACCEPT or "application/json" not in accept.lower():
+        return False
+    return _accept_q(accept, "application/json") > _accept_q(accept, "text/plain")
+
+
 ENCODINGS = ("zstd", "gzip")
 # An Accept-Encoding header longer than this is not worth parsing.
 MAX_ACCEPT_ENCODING = 256
@@ -336,8 +346,23 @@ def text_response(status: int, text: str, extra: list[tuple[bytes, bytes]] | Non
     return Response(status, headers, body)
 
 
-def error_response(error: PasteError) -> Response:
-    """The one place a PasteError becomes an HTTP answer."""
+def json_response(status: int, document: dict[str, object], extra: list[tuple[bytes, bytes]] | None = None) -> Response:
+    """A JSON answer for scripts: one object, UTF-8, one line and a newline
+    (so ``curl`` output ends cleanly in a terminal too)."""
+    body = (json.dumps(document, ensure_ascii=False, separators=(", ", ": ")) + "\n").encode()
+    headers = [
+        (b"content-type", APPLICATION_JSON),
+        (b"content-length", b"%d" % len(body)),
+        *SAFETY_HEADERS,
+        *(extra or []),
+    ]
+    return Response(status, headers, body)
+
+
+def error_response(error: PasteError, *, as_json: bool = False) -> Response:
+    """The one place a PasteError becomes an HTTP answer: ``error: MESSAGE``
+    as text, or with ``as_json`` ``{"error": MESSAGE, "status": N}``; the
+    same status and headers either way."""
     extra: list[tuple[bytes, bytes]] = []
     if isinstance(error, MethodNotAllowed):
         extra.append((b"allow", error.allow.encode()))
@@ -346,7 +371,64 @@ def error_response(error: PasteError) -> Response:
     if isinstance(error, RateLimited):
         extra.append((b"retry-after", b"%d" % error.retry_after_s))
     message = error.message if error.http_status != 500 or error.reason != "internal" else "internal error"
+    if as_json:
+        return json_response(error.http_status, {"error": message, "status": error.http_status}, extra)
     return text_response(error.http_status, f"error: {message}\n", extra)
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedPaste:
+    """What the answer to a create tells: the paste's URL and key, its
+    delete token (shown only here, once), when it expires, its size once
+    stored and how many secrets were masked (None: redaction was off)."""
+
+    url: str
+    key: str
+    token: str
+    expires_ms: int
+    size: int
+    redacted: int | None
+
+
+def created_response(created: CreatedPaste, *, as_json: bool) -> Response:
+    """201 to a create: the URL line (what curl users have always got), or
+    for ``Accept: application/json`` every field a script needs. The
+    headers say the same either way (Location, X-Delete-Token, X-Expires)."""
+    headers = [
+        (b"location", created.url.encode()),
+        (b"x-delete-token", created.token.encode()),
+        (b"x-expires", http_date(created.expires_ms)),
+        *([(b"x-redacted", b"%d" % created.redacted)] if created.redacted is not None else []),
+    ]
+    if as_json:
+        document: dict[str, object] = {
+            "url": created.url,
+            "key": created.key,
+            "expires": units.iso_utc(created.expires_ms, millis=False),
+            "delete_token": created.token,
+            "size": created.size,
+            "redacted": created.redacted or 0,
+        }
+        return json_response(201, document, headers)
+    return Response(201, [(b"content-type", TEXT_PLAIN), *headers], (created.url + "\n").encode())
+
+
+def meta_response(key: str, url: str, meta: PasteMeta, *, size: int, lines: int) -> Response:
+    """``GET /KEY?meta``: what a script may know of a paste, never its token
+    (``size`` and ``lines``: of the bytes so far, for an open live paste).
+    Never cached: a live paste grows, and a burn-after-read one is private."""
+    document: dict[str, object] = {
+        "key": key,
+        "url": url,
+        "size": size,
+        "lines": lines,
+        "created": units.iso_utc(meta.created_ms, millis=False),
+        "expires": units.iso_utc(meta.expires_ms, millis=False),
+        "state": meta.state,
+        "burn": meta.burn,
+        "truncated": meta.truncated,
+    }
+    return json_response(200, document, [(b"cache-control", b"no-store")])
 
 
 def usage_text(
@@ -397,6 +479,14 @@ HTTP
   curl -X DELETE -H 'X-Delete-Token: TOKEN' {base_url}/KEY
 
   A create answers 201 with the URL; headers X-Delete-Token and X-Expires.
+
+JSON (for scripts)
+  url=$(curl -s -H 'Accept: application/json' --data-binary @build.log {base_url}/ | jq -r .url)
+  curl -s -H 'Accept: application/json' --data-binary @build.log {base_url}/
+    {{"url": ..., "key": ..., "expires": ..., "delete_token": ..., "size": ..., "redacted": ...}}
+  curl -s '{base_url}/KEY?meta'        # size, lines, created, expires, state, burn
+  ?meta never burns a burn-after-read paste and never shows its token.
+  With that Accept header, errors are {{"error": "MESSAGE", "status": N}}.
 
 READING
   curl {base_url}/KEY                                   # the exact bytes

@@ -44,6 +44,8 @@ class Representation(enum.Enum):
     FOLLOW = "follow"
     #: HEAD or Range of an open live paste: from what is committed now.
     OPEN_SNAPSHOT = "open-snapshot"
+    #: ``?meta``: the paste's metadata as JSON.
+    META = "meta"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,14 +87,16 @@ class ReadDecision:
 
 def takes(request: ReadRequest, meta: PasteMeta) -> bool:
     """Does this read consume the paste? A burn-after-read paste is taken by
-    the first full read (a GET; HEAD never burns), exactly once."""
-    return meta.burn and request.method == "GET"
+    the first full read (a GET; HEAD and ``?meta`` never burn), exactly once."""
+    return meta.burn and request.method == "GET" and not request.query.meta
 
 
 def decide(request: ReadRequest, meta: PasteMeta, *, content_security_policy: str) -> ReadDecision:
     """The representation of ``meta``'s paste that ``request`` gets."""
     head_only = request.method == "HEAD"
     query = request.query
+    if query.meta:
+        return ReadDecision(Representation.META, head_only=head_only)
     if query.transforms:
         cache = b"no-store" if meta.is_open or meta.burn else b"private, max-age=%d" % SELECTED_MAX_AGE_S
         headers = (*text_headers(meta.state), (b"cache-control", cache))

@@ -44,14 +44,14 @@ MAX_GREP_CHARS = 256
 # Room for every option at once with a grep of MAX_GREP_CHARS characters
 # percent-encoded as four-byte UTF-8 (12 characters each, 3072 in all).
 MAX_LOG_QUERY_CHARS = 4096
-LOG_QUERY_NAMES = ("raw", "tail", "lines", "ansi", "grep", "i")
+LOG_QUERY_NAMES = ("raw", "tail", "lines", "ansi", "grep", "i", "meta")
 #: The end of ``LogQuery.lines`` for ``lines=A-`` (to the last line).
 TO_END = sys.maxsize
 
 _TRUE = {"", "1", "yes", "true", "on"}
 _FALSE = {"0", "no", "false", "off"}
 #: Options without a value (``?raw``, ``&i``), and how to write them.
-_SWITCHES = {"raw": "?raw or raw=1", "i": "&i or i=1"}
+_SWITCHES = {"raw": "?raw or raw=1", "i": "&i or i=1", "meta": "?meta or meta=1"}
 _EXAMPLES = {"tail": "tail=50", "lines": "lines=10-20", "ansi": "ansi=strip", "grep": "grep=error"}
 
 
@@ -72,6 +72,8 @@ class LogQuery:
     grep: str | None = None
     #: ``i``: grep ignores case (``grep -i``).
     ignore_case: bool = False
+    #: ``?meta``: the paste's metadata as JSON, not its text (never burns it).
+    meta: bool = False
 
     def __post_init__(self) -> None:
         # Client mistakes are BadOption in parse_log_query; these are ours.
@@ -181,6 +183,8 @@ def parse_log_query(query: str) -> LogQuery:
             values[name] = value
     if values.get("i") and "grep" not in values:
         raise BadOption("option i (ignore case) goes with grep, e.g. grep=error&i")
+    if values.get("meta") and len(values) > 1:
+        raise BadOption("option meta goes alone: it answers the paste's metadata, not its text")
     return LogQuery(
         raw=bool(values.get("raw", False)),
         ignore_case=bool(values.get("i", False)),
@@ -188,6 +192,7 @@ def parse_log_query(query: str) -> LogQuery:
         lines=values.get("lines"),  # type: ignore[arg-type]
         ansi_strip=bool(values.get("ansi", False)),
         grep=values.get("grep"),  # type: ignore[arg-type]
+        meta=bool(values.get("meta", False)),
     )
 
 

@@ -26,17 +26,19 @@ from ncpaste.core.errors import (
 from ncpaste.core.http import (
     ROBOTS_TXT,
     SAFETY_HEADERS,
-    TEXT_PLAIN,
+    CreatedPaste,
     Route,
     RouteKind,
+    created_response,
     error_response,
-    http_date,
+    meta_response,
     route,
     text_response,
+    wants_json,
 )
 from ncpaste.core.ingest import PasteBuilder
 from ncpaste.core.options import options_from_pairs, query_pairs
-from ncpaste.core.slicing import LogQuery, parse_log_query
+from ncpaste.core.slicing import LogQuery, count_lines, parse_log_query
 from ncpaste.core.view import csp, render_head, render_tail
 from ncpaste.logs import event
 from ncpaste.net import views
@@ -110,6 +112,8 @@ class HttpConnection:
         #: Status and body bytes of the current response, for the request log.
         self.status = 0
         self.sent_bytes = 0
+        #: The current request's errors answer as JSON (it asked for JSON).
+        self.json_errors = False
         self._deadlines = deadlines
         #: The connection's one deadline, from ``serve`` on.
         self._deadline: Deadline
@@ -221,6 +225,9 @@ class HttpConnection:
         # raw_items() is a plain list (iterating h11's Headers goes item by
         # item through Sequence.__getitem__): the same sizes, names as sent.
         raw_headers = request.headers.raw_items()
+        headers = {name.lower(): value for name, value in raw_headers}
+        accept = headers.get(b"accept")
+        self.json_errors = accept is not None and wants_json(accept.decode("latin-1"))
         head_bytes = len(request.target) + sum(len(n) + len(v) + 4 for n, v in raw_headers)
         if head_bytes > self.config.http_max_header_bytes:
             # h11 bounds only a head that arrives in pieces; a whole one can
@@ -229,7 +236,6 @@ class HttpConnection:
             return
         method = request.method.decode("ascii", "replace")
         target = request.target.decode("ascii", "replace")
-        headers = {name.lower(): value for name, value in raw_headers}
         started = trio.current_time()
         self.status, self.sent_bytes = 0, 0
         client = self.client or self.peer
@@ -302,7 +308,10 @@ class HttpConnection:
 
     async def _read_route(self, request: _Request) -> None:
         where = request.where
-        await self._read(request.method, where.key or "", request.headers, parse_log_query(where.query))
+        query = parse_log_query(where.query)
+        if query.meta:
+            self.json_errors = True  # a script asking for metadata reads JSON, errors too
+        await self._read(request.method, where.key or "", request.headers, query)
 
     async def _create_route(self, request: _Request) -> None:
         self.guard.check_paste(request.limiter_key)
@@ -455,6 +464,18 @@ class HttpConnection:
         await self._follow(self._send_piece, paste)
         await self._send_raw(self.conn.send(_END))
 
+    async def _send_meta(self, request: reads.ReadRequest, paste: StoredPaste, decision: reads.ReadDecision) -> None:
+        """``?meta``: the paste's metadata as JSON; its size and line count
+        are of the bytes committed so far when it is an open live paste."""
+        if paste.meta.is_open:
+            body = (await self.store.read_live(paste.key))[0]
+        else:
+            body = (await self._hot(paste)).body
+        response = meta_response(
+            paste.key, self.site.url(paste.key), paste.meta, size=len(body), lines=count_lines(body)
+        )
+        await self._send(response.status, response.headers, b"" if decision.head_only else response.body)
+
     async def _send_open_snapshot(
         self, request: reads.ReadRequest, paste: StoredPaste, decision: reads.ReadDecision
     ) -> None:
@@ -502,18 +523,14 @@ class HttpConnection:
         created, token, redacted = await self.pastes.create(body, plan, via="http", client=client)
         self.metrics.paste_created("http", len(body))
         del body, builder, form
-        url = self.site.url(created.key)
-        await self._send(
-            201,
-            [
-                (b"content-type", TEXT_PLAIN),
-                (b"location", url.encode()),
-                (b"x-delete-token", token.encode()),
-                (b"x-expires", http_date(created.expires_ms)),
-                *([(b"x-redacted", b"%d" % redacted)] if plan.redact else []),
-            ],
-            (url + "\n").encode(),
+        answer = created_response(
+            CreatedPaste(
+                self.site.url(created.key), created.key, token, created.expires_ms, created.size,
+                redacted if plan.redact else None,
+            ),
+            as_json=self.json_errors,
         )
+        await self._send(answer.status, answer.headers, answer.body)
 
     async def _read_body(self, sink: Callable[[bytes], None]) -> None:
         config = self.config
@@ -576,7 +593,7 @@ class HttpConnection:
         """Answer with the error if the connection still allows a response."""
         if self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             raise _Close()
-        response = error_response(error)
+        response = error_response(error, as_json=self.json_errors)
         body_unread = self.conn.their_state not in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED)
         headers = response.headers
         if body_unread:
@@ -627,4 +644,5 @@ _REPRESENTATIONS: dict[
     reads.Representation.HTML_FOLLOW: HttpConnection._send_html_follow,
     reads.Representation.FOLLOW: HttpConnection._send_follow,
     reads.Representation.OPEN_SNAPSHOT: HttpConnection._send_open_snapshot,
+    reads.Representation.META: HttpConnection._send_meta,
 }

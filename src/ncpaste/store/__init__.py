@@ -49,6 +49,8 @@ class Created:
     #: What the store keeps of it (the compressed frame), for the log line;
     #: not part of what identifies the created paste.
     stored_bytes: int = field(default=0, compare=False)
+    #: The paste's own bytes (after redaction), as a create's answer tells.
+    size: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -416,7 +416,7 @@ class LmdbStore:
         meta = item.meta(now_ms)
         txn.put(raw, encode_record(meta, item.frame), db=self._pastes)
         txn.put(_EXPIRY.pack(meta.expires_ms) + raw, b"", db=self._expiry)
-        return Created(raw.decode(), now_ms, meta.expires_ms, len(item.frame))
+        return Created(raw.decode(), now_ms, meta.expires_ms, len(item.frame), item.size)
 
     # -- live pastes ---------------------------------------------------------
 

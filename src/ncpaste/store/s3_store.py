@@ -365,7 +365,7 @@ class S3Store:
             key = await self._create_random(paste.frame, meta, live_expire_s)
         if paste.is_live:
             await trio.to_thread.run_sync(self._pool().mark_open, key, True)
-        return Created(key, now, meta.expires_ms, len(paste.frame))
+        return Created(key, now, meta.expires_ms, len(paste.frame), paste.size)
 
     async def _create_random(self, frame: bytes, meta: PasteMeta, live_expire_s: int | None) -> str:
         for _ in range(MAX_KEY_ATTEMPTS):
