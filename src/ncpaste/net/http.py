@@ -112,8 +112,8 @@ class HttpConnection:
         #: Status and body bytes of the current response, for the request log.
         self.status = 0
         self.sent_bytes = 0
-        #: The current request's errors answer as JSON (it asked for JSON).
-        self.json_errors = False
+        #: The current request asked for JSON: its create answer and its errors are JSON.
+        self.answers_json = False
         self._deadlines = deadlines
         #: The connection's one deadline, from ``serve`` on.
         self._deadline: Deadline
@@ -227,7 +227,7 @@ class HttpConnection:
         raw_headers = request.headers.raw_items()
         headers = {name.lower(): value for name, value in raw_headers}
         accept = headers.get(b"accept")
-        self.json_errors = accept is not None and wants_json(accept.decode("latin-1"))
+        self.answers_json = accept is not None and wants_json(accept.decode("latin-1"))
         head_bytes = len(request.target) + sum(len(n) + len(v) + 4 for n, v in raw_headers)
         if head_bytes > self.config.http_max_header_bytes:
             # h11 bounds only a head that arrives in pieces; a whole one can
@@ -310,7 +310,7 @@ class HttpConnection:
         where = request.where
         query = parse_log_query(where.query)
         if query.meta:
-            self.json_errors = True  # a script asking for metadata reads JSON, errors too
+            self.answers_json = True  # a script asking for metadata reads JSON, errors too
         await self._read(request.method, where.key or "", request.headers, query)
 
     async def _create_route(self, request: _Request) -> None:
@@ -528,7 +528,7 @@ class HttpConnection:
                 self.site.url(created.key), created.key, token, created.expires_ms, created.size,
                 redacted if plan.redact else None,
             ),
-            as_json=self.json_errors,
+            as_json=self.answers_json,
         )
         await self._send(answer.status, answer.headers, answer.body)
 
@@ -593,7 +593,7 @@ class HttpConnection:
         """Answer with the error if the connection still allows a response."""
         if self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             raise _Close()
-        response = error_response(error, as_json=self.json_errors)
+        response = error_response(error, as_json=self.answers_json)
         body_unread = self.conn.their_state not in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED)
         headers = response.headers
         if body_unread:
