@@ -407,13 +407,16 @@ class HttpConnection:
             return HotPaste(paste.meta.checksum, body)
         return self.hot.put(paste.key, paste.meta.checksum, body)
 
+    async def _text_so_far(self, paste: StoredPaste) -> bytes:
+        """The verified bytes of a finished paste, or what an open live
+        paste has committed so far."""
+        if paste.meta.is_open:
+            return (await self.store.read_live(paste.key))[0]
+        return (await self._hot(paste)).body
+
     async def _send_selected(self, request: reads.ReadRequest, paste: StoredPaste, decision: reads.ReadDecision) -> None:
         """?tail, ?lines, ?grep, ?ansi=strip of a finished paste, or of a live one so far."""
-        if paste.meta.is_open:
-            body = (await self.store.read_live(paste.key))[0]
-        else:
-            body = (await self._hot(paste)).body
-        out = await views.selected(body, request.query)
+        out = await views.selected(await self._text_so_far(paste), request.query)
         await self._send(200, list(decision.headers), b"" if decision.head_only else out)
 
     async def _send_html(self, request: reads.ReadRequest, paste: StoredPaste, decision: reads.ReadDecision) -> None:
@@ -467,10 +470,7 @@ class HttpConnection:
     async def _send_meta(self, request: reads.ReadRequest, paste: StoredPaste, decision: reads.ReadDecision) -> None:
         """``?meta``: the paste's metadata as JSON; its size and line count
         are of the bytes committed so far when it is an open live paste."""
-        if paste.meta.is_open:
-            body = (await self.store.read_live(paste.key))[0]
-        else:
-            body = (await self._hot(paste)).body
+        body = await self._text_so_far(paste)
         response = meta_response(
             paste.key, self.site.url(paste.key), paste.meta, size=len(body), lines=count_lines(body)
         )
