@@ -31,10 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_clients import ClientSpec, HttpConns, bodies_for, run_clients  # noqa: E402
-from bench_servers import REPO, Ncpaste, ProcessRegistry  # noqa: E402
+from bench_servers import CLK_TCK, REPO, Ncpaste, ProcessRegistry  # noqa: E402
 
-#: Clock ticks per second of /proc/PID/task/TID/stat (Linux's USER_HZ).
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 #: A thread that used less than this much CPU in the run is left out.
 MIN_THREAD_CPU_S = 0.05
 #: Different bodies each client cycles through.
@@ -61,7 +59,7 @@ def thread_cpu(pids: list[int]) -> dict[tuple[int, int], tuple[float, float]]:
             except OSError:
                 continue
             fields = stat[stat.rindex(")") + 2:].split()
-            cpu[(pid, int(tid))] = (int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS)
+            cpu[(pid, int(tid))] = (int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK)
     return cpu
 
 
