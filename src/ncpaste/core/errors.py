@@ -87,6 +87,20 @@ class NotText(PasteError):
     reason = "not_text"
 
 
+class UnsupportedForm(PasteError):
+    """A body in a form this route does not take (the delete button's form)."""
+
+    http_status = 415
+    reason = "unsupported_form"
+
+
+class CrossSite(PasteError):
+    """A post another site's page made a visitor's browser send (CSRF)."""
+
+    http_status = 403
+    reason = "cross_site"
+
+
 class RangeNotSatisfiable(PasteError):
     http_status = 416
     reason = "range"

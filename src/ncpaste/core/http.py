@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from urllib.parse import unquote
 
-from ncpaste.core import keys, units
+from ncpaste.core import keys, pages, units
 from ncpaste.core.errors import (
     BadRequest,
     MethodNotAllowed,
@@ -53,6 +53,9 @@ class RouteKind(enum.StrEnum):
     CREATE = "create"
     PUT = "put"
     DELETE = "delete"
+    #: POST /KEY from the delete button of the one-time page (a browser
+    #: cannot send DELETE from a plain form).
+    DELETE_FORM = "delete-form"
 
     @property
     def creates(self) -> bool:
@@ -117,7 +120,9 @@ def route(method: str, target: str) -> Route:
         return Route(RouteKind.READ, name, query)
     if method == "DELETE":
         return Route(RouteKind.DELETE, name, query)
-    raise MethodNotAllowed(f"method {method} not allowed here", "GET, HEAD, PUT, DELETE")
+    if method == "POST":
+        return Route(RouteKind.DELETE_FORM, name, query)
+    raise MethodNotAllowed(f"method {method} not allowed here", "GET, HEAD, POST, PUT, DELETE")
 
 
 def http_date(ms: int) -> bytes:
@@ -206,6 +211,52 @@ def wants_json(accept: str | None) -> bool:
     if not accept or len(accept) > MAX_ACCEPT or "application/json" not in accept.lower():
         return False
     return _accept_q(accept, "application/json") > _accept_q(accept, "text/plain")
+
+
+class Dialect(enum.Enum):
+    """What form a request's answers take, from its Accept header: plain
+    text (curl, nc users, the default), JSON (scripts) or HTML (a browser)."""
+
+    TEXT = "text"
+    JSON = "json"
+    HTML = "html"
+
+
+def dialect_of(accept: str | None) -> Dialect:
+    if accept is None:
+        return Dialect.TEXT
+    if wants_json(accept):
+        return Dialect.JSON
+    return Dialect.HTML if wants_html(accept) else Dialect.TEXT
+
+
+# An Origin or Host header longer than this names no site of ours.
+MAX_ORIGIN = 512
+
+
+def is_cross_site(
+    origin: str | None, fetch_site: str | None, host: str | None, base_url: str
+) -> bool:
+    """Is this a post another site's page made the visitor's browser send?
+
+    Browsers name the page a POST comes from in ``Origin`` (RFC 6454; sent on
+    every cross-origin and same-origin POST) and, lately, in
+    ``Sec-Fetch-Site``. A post from our own form names our origin: the
+    configured base URL's, or the one the request's Host header gives (the
+    same site reached by another name). curl and scripts send neither header:
+    they are not a browser acting for someone else, and pass."""
+    if fetch_site is not None and fetch_site.lower() not in ("same-origin", "none"):
+        return True
+    if origin is None:
+        return False
+    origin = origin.strip().lower()
+    if len(origin) > MAX_ORIGIN or origin == "null":
+        return True
+    scheme, _, rest = base_url.lower().partition("://")
+    ours = {f"{scheme}://{rest.split('/', 1)[0]}"}
+    if host and len(host) <= MAX_ORIGIN:
+        ours |= {f"http://{host.lower()}", f"https://{host.lower()}"}
+    return origin not in ours
 
 
 ENCODINGS = ("zstd", "gzip")
@@ -359,10 +410,23 @@ def json_response(status: int, document: dict[str, object], extra: list[tuple[by
     return Response(status, headers, body)
 
 
-def error_response(error: PasteError, *, as_json: bool = False) -> Response:
+def page_response(status: int, page: str, extra: list[tuple[bytes, bytes]] | None = None, *,
+                  content_security_policy: str = pages.PAGE_CSP) -> Response:
+    """An HTML page of ``core.pages`` (never cached: most carry a one-time
+    token or a refusal)."""
+    body = page.encode()
+    headers = [
+        *html_headers(content_security_policy),
+        (b"content-length", b"%d" % len(body)),
+        *(extra or []),
+    ]
+    return Response(status, headers, body)
+
+
+def error_response(error: PasteError, dialect: Dialect = Dialect.TEXT) -> Response:
     """The one place a PasteError becomes an HTTP answer: ``error: MESSAGE``
-    as text, or with ``as_json`` ``{"error": MESSAGE, "status": N}``; the
-    same status and headers either way."""
+    as text, ``{"error": MESSAGE, "status": N}`` as JSON, or a page saying
+    the same line for a browser; the same status and headers each way."""
     extra: list[tuple[bytes, bytes]] = []
     if isinstance(error, MethodNotAllowed):
         extra.append((b"allow", error.allow.encode()))
@@ -371,8 +435,11 @@ def error_response(error: PasteError, *, as_json: bool = False) -> Response:
     if isinstance(error, RateLimited):
         extra.append((b"retry-after", b"%d" % error.retry_after_s))
     message = error.message if error.http_status != 500 or error.reason != "internal" else "internal error"
-    if as_json:
+    if dialect is Dialect.JSON:
         return json_response(error.http_status, {"error": message, "status": error.http_status}, extra)
+    if dialect is Dialect.HTML:
+        retry = error.retry_after_s if isinstance(error, RateLimited) else None
+        return page_response(error.http_status, pages.render_error(error.http_status, message, retry_after_s=retry), extra)
     return text_response(error.http_status, f"error: {message}\n", extra)
 
 
@@ -390,17 +457,26 @@ class CreatedPaste:
     redacted: int | None
 
 
-def created_response(created: CreatedPaste, *, as_json: bool) -> Response:
+def created_response(created: CreatedPaste, dialect: Dialect, *, notice: str | None = None) -> Response:
     """201 to a create: the URL line (what curl users have always got), or
     for ``Accept: application/json`` every field a script needs. The
-    headers say the same either way (Location, X-Delete-Token, X-Expires)."""
+    headers say the same either way (Location, X-Delete-Token, X-Expires).
+
+    A browser's form post (HTML, with the one-time ``notice`` left for it)
+    is answered ``303 See Other`` to the paste's view, which shows the
+    notice once: the delete token is in neither a header nor the address."""
+    if dialect is Dialect.HTML and notice is not None:
+        # Relative (RFC 9110 10.2.2): the form's own site, under any prefix.
+        location = f"{created.key}?created={notice}"
+        return Response(303, [(b"location", location.encode()), (b"content-type", TEXT_PLAIN),
+                              (b"cache-control", b"no-store")], (created.url + "\n").encode())
     headers = [
         (b"location", created.url.encode()),
         (b"x-delete-token", created.token.encode()),
         (b"x-expires", http_date(created.expires_ms)),
         *([(b"x-redacted", b"%d" % created.redacted)] if created.redacted is not None else []),
     ]
-    if as_json:
+    if dialect is Dialect.JSON:
         document: dict[str, object] = {
             "url": created.url,
             "key": created.key,
@@ -429,6 +505,15 @@ def meta_response(key: str, url: str, meta: PasteMeta, *, size: int, lines: int)
         "truncated": meta.truncated,
     }
     return json_response(200, document, [(b"cache-control", b"no-store")])
+
+
+def usage_response(dialect: Dialect, usage: str, form: str) -> Response:
+    """``GET /``: the usage text, byte for byte as curl has always got it,
+    or for a browser the paste form (its CSP lets it post here)."""
+    vary = [(b"vary", b"accept")]
+    if dialect is Dialect.HTML:
+        return page_response(200, form, vary, content_security_policy=pages.FORM_CSP)
+    return text_response(200, usage, vary)
 
 
 def usage_text(

@@ -14,6 +14,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from ncpaste.core import pages
 from ncpaste.core.http import (
     ReadPlan,
     choose_encoding,
@@ -25,6 +26,7 @@ from ncpaste.core.http import (
 )
 from ncpaste.core.paste import PasteMeta
 from ncpaste.core.slicing import LogQuery
+from ncpaste.core.view import Notice, csp
 
 # Selected lines are computed per request from immutable bytes: a private
 # cache may keep them a minute (a shared cache must not: ?grep= of a secret).
@@ -46,6 +48,9 @@ class Representation(enum.Enum):
     OPEN_SNAPSHOT = "open-snapshot"
     #: ``?meta``: the paste's metadata as JSON.
     META = "meta"
+    #: The one-time page after a burn-after-read paste from the browser
+    #: form: the notice alone (the paste's one read is left for its reader).
+    NOTICE = "notice"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +63,9 @@ class ReadRequest:
     accept_encoding: str | None = None
     range: str | None = None
     if_none_match: str | None = None
+    #: The one-time notice this read shows (``?created=``, already taken
+    #: from the store by the shell), or None.
+    notice: Notice | None = None
 
     @classmethod
     def of(cls, method: str, query: LogQuery, headers: Mapping[bytes, bytes]) -> ReadRequest:
@@ -88,15 +96,30 @@ class ReadDecision:
 def takes(request: ReadRequest, meta: PasteMeta) -> bool:
     """Does this read consume the paste? A burn-after-read paste is taken by
     the first full read (a GET; HEAD and ``?meta`` never burn), exactly once."""
-    return meta.burn and request.method == "GET" and not request.query.meta
+    return meta.burn and request.method == "GET" and not request.query.meta and request.notice is None
 
 
-def decide(request: ReadRequest, meta: PasteMeta, *, content_security_policy: str) -> ReadDecision:
-    """The representation of ``meta``'s paste that ``request`` gets."""
+def wants_notice(request: ReadRequest) -> bool:
+    """Should the shell take the one-time notice ``?created=`` names? Only
+    for the browser it was left for (the 303 after the form); any other
+    reader of that address gets the paste as always."""
+    return request.query.created is not None and request.method == "GET" and wants_html(request.accept)
+
+
+def decide(request: ReadRequest, meta: PasteMeta, *, content_security_policy: str | None = None) -> ReadDecision:
+    """The representation of ``meta``'s paste that ``request`` gets
+    (``content_security_policy``: the view's, by default ``view.csp()``)."""
     head_only = request.method == "HEAD"
     query = request.query
     if query.meta:
         return ReadDecision(Representation.META, head_only=head_only)
+    if request.notice is not None:
+        if meta.burn or meta.is_open:
+            return ReadDecision(Representation.NOTICE, headers=tuple(html_headers(pages.PAGE_CSP)))
+        headers = tuple(html_headers(csp(delete_form=True)))
+        return ReadDecision(Representation.HTML, headers=headers, head_only=head_only)
+    if content_security_policy is None:
+        content_security_policy = csp()
     if query.transforms:
         cache = b"no-store" if meta.is_open or meta.burn else b"private, max-age=%d" % SELECTED_MAX_AGE_S
         headers = (*text_headers(meta.state), (b"cache-control", cache))

@@ -31,6 +31,7 @@ import sys
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
+from ncpaste.core import keys
 from ncpaste.core.ansi import strip_ansi
 from ncpaste.core.errors import BadOption, echo
 
@@ -45,6 +46,9 @@ MAX_GREP_CHARS = 256
 # percent-encoded as four-byte UTF-8 (12 characters each, 3072 in all).
 MAX_LOG_QUERY_CHARS = 4096
 LOG_QUERY_NAMES = ("raw", "tail", "lines", "ansi", "grep", "i", "meta")
+# Where the browser form's 303 lands (``?created=NOTICE``): taken, never
+# offered to people, so error messages do not list it.
+_LANDING_NAMES = ("created",)
 #: The end of ``LogQuery.lines`` for ``lines=A-`` (to the last line).
 TO_END = sys.maxsize
 
@@ -52,7 +56,7 @@ _TRUE = {"", "1", "yes", "true", "on"}
 _FALSE = {"0", "no", "false", "off"}
 #: Options without a value (``?raw``, ``&i``), and how to write them.
 _SWITCHES = {"raw": "?raw or raw=1", "i": "&i or i=1", "meta": "?meta or meta=1"}
-_EXAMPLES = {"tail": "tail=50", "lines": "lines=10-20", "ansi": "ansi=strip", "grep": "grep=error"}
+_EXAMPLES = {"tail": "tail=50", "lines": "lines=10-20", "ansi": "ansi=strip", "grep": "grep=error", "created": "created=KEY"}
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,9 @@ class LogQuery:
     ignore_case: bool = False
     #: ``?meta``: the paste's metadata as JSON, not its text (never burns it).
     meta: bool = False
+    #: ``?created=HANDLE``: where the browser form's 303 lands; names the
+    #: one-time notice (link and delete token) to show once.
+    created: str | None = None
 
     def __post_init__(self) -> None:
         # Client mistakes are BadOption in parse_log_query; these are ours.
@@ -153,7 +160,7 @@ def parse_log_query(query: str) -> LogQuery:
         encoded_name, _, encoded_value = field.partition("=")
         name = _unquote(encoded_name)
         value = _unquote(encoded_value)
-        if name not in LOG_QUERY_NAMES:
+        if name not in LOG_QUERY_NAMES and name not in _LANDING_NAMES:
             raise BadOption(
                 f"unknown option '{echo(name)}': known options are {', '.join(LOG_QUERY_NAMES)}"
             )
@@ -171,6 +178,10 @@ def parse_log_query(query: str) -> LogQuery:
             values[name] = _whole_number("tail", value, value, 0)
         elif name == "lines":
             values[name] = _parse_lines(value)
+        elif name == "created":
+            if not keys.is_plausible_name(value):
+                raise BadOption("bad option created: it names a notice of this site's form")
+            values[name] = value
         elif name == "ansi":
             if value != "strip":
                 raise BadOption(f"bad option ansi={echo(value)}: use ansi=strip")
@@ -185,6 +196,8 @@ def parse_log_query(query: str) -> LogQuery:
         raise BadOption("option i (ignore case) goes with grep, e.g. grep=error&i")
     if values.get("meta") and len(values) > 1:
         raise BadOption("option meta goes alone: it answers the paste's metadata, not its text")
+    if "created" in values and len(values) > 1:
+        raise BadOption("option created goes alone: it is where the paste form lands")
     return LogQuery(
         raw=bool(values.get("raw", False)),
         ignore_case=bool(values.get("i", False)),
@@ -193,6 +206,7 @@ def parse_log_query(query: str) -> LogQuery:
         ansi_strip=bool(values.get("ansi", False)),
         grep=values.get("grep"),  # type: ignore[arg-type]
         meta=bool(values.get("meta", False)),
+        created=values.get("created"),  # type: ignore[arg-type]
     )
 
 

@@ -27,7 +27,9 @@ Content-Security-Policy (``csp()``), and why it looks like this:
   drops the colours: the text stays readable and the page stays safe.
 - ``default-src 'none'`` forbids everything else (images, fonts, frames,
   connections); ``base-uri``, ``form-action`` and ``frame-ancestors`` are
-  ``'none'`` as well, since they do not fall back to ``default-src``.
+  ``'none'`` as well, since they do not fall back to ``default-src`` (but
+  ``form-action 'self'`` on the one-time page after the browser form, whose
+  delete button posts to this site).
 
 No ``sandbox`` directive: a sandboxed page could not start the download link.
 The view must therefore be served with this policy *instead of* the raw path's
@@ -78,7 +80,7 @@ TRUNCATED_MARKER = TRUNCATION_TEXTS["size-limit"][1]
 INCOMPLETE_MARKER = "— the writer stopped before the end —"
 
 
-def _sha256_source(text: str) -> str:
+def sha256_source(text: str) -> str:
     """The CSP hash-source of an inline element's text (UTF-8, as browsers hash it)."""
     digest = hashlib.sha256(text.encode("utf-8")).digest()
     return "sha256-" + base64.b64encode(digest).decode("ascii")
@@ -93,6 +95,9 @@ def _sha256_source(text: str) -> str:
 SCRIPT = (
     "(function(){"
     'var d=document,on=[],a=0,R=/^#L(\\d+)(?:-L?(\\d+))?$/;'
+    # The one-time page's address names a notice already used: the link to
+    # copy from the address bar is the paste's own.
+    'if(/[?&]created=/.test(location.search))history.replaceState(null,"",location.pathname+location.hash);'
     "function go(jump){"
     'for(var i=0;i<on.length;i++)on[i].classList.remove("h");'
     "on=[];"
@@ -118,13 +123,31 @@ SCRIPT = (
     'addEventListener("hashchange",function(){go(true)});'
     "go(true)})();"
 )
-SCRIPT_HASH = _sha256_source(SCRIPT)
+SCRIPT_HASH = sha256_source(SCRIPT)
 
-STYLE_CSS = (
+# The colours of every page (the view, the form, error pages): light, or
+# dark when the system asks for it.
+PALETTE_CSS = (
     ":root{color-scheme:light dark;--bg:#fff;--fg:#1f2328;--mut:#6e7781;"
-    "--bar:#f6f8fa;--bd:#d0d7de;--hl:#fff8c5;--on:#ddf4ff}"
+    "--bar:#f6f8fa;--bd:#d0d7de;--hl:#fff8c5;--on:#ddf4ff;--err:#cf222e}"
     "@media (prefers-color-scheme:dark){:root{--bg:#0d1117;--fg:#e6edf3;"
-    "--mut:#7d8590;--bar:#161b22;--bd:#30363d;--hl:#3b2f00;--on:#0c2d6b}}"
+    "--mut:#7d8590;--bar:#161b22;--bd:#30363d;--hl:#3b2f00;--on:#0c2d6b;--err:#ff7b72}}"
+)
+
+# The one-time notice after a paste from the browser form: its link, its
+# delete token (shown this once) and a delete button.
+NOTICE_CSS = (
+    ".nt{margin:8px 12px 12px;padding:10px 14px;border:1px solid var(--bd);border-radius:6px;"
+    "background:var(--bar);font:14px/1.5 system-ui,sans-serif;max-width:60em}"
+    ".nt p{margin:4px 0}"
+    ".nt code{font:13px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;user-select:all;"
+    "overflow-wrap:anywhere}"
+    ".nt form{margin:8px 0 2px}"
+    ".nt button{font:inherit;padding:3px 12px;border-radius:6px;border:1px solid var(--err);"
+    "background:transparent;color:var(--err);cursor:pointer}"
+)
+
+STYLE_CSS = PALETTE_CSS + NOTICE_CSS + (
     # The toolbar is one fixed row of known height (it scrolls sideways on a
     # phone rather than growing), so a target line is never hidden under it
     # and it stays in view when a long line scrolls the page sideways.
@@ -139,7 +162,7 @@ STYLE_CSS = (
     ".bar a:hover,.bar label:hover{border-color:var(--mut)}"
     ".k{font-weight:600}"
     ".i{color:var(--mut)}"
-    ".x{color:#cf222e;font-weight:600}"
+    ".x{color:var(--err);font-weight:600}"
     # The wrap checkbox: visually hidden but still focusable, its label is the button.
     ".w{position:absolute;width:1px;height:1px;margin:0;opacity:0}"
     ".w:focus-visible+.bar label{outline:2px solid var(--mut)}"
@@ -160,7 +183,7 @@ STYLE_CSS = (
     ".l:target,.l.h{background:var(--hl)}"
     ".m{padding:6px 12px;color:var(--mut);font-style:italic}"
 ) % (BAR_PX + LINE_PX, BAR_PX, LINE_PX, BAR_PX, BLOCK_LINES * LINE_PX)
-STYLE_HASH = _sha256_source(STYLE_CSS)
+STYLE_HASH = sha256_source(STYLE_CSS)
 
 
 _CSP = (
@@ -168,14 +191,52 @@ _CSP = (
     f"script-src '{SCRIPT_HASH}'; "
     f"style-src '{STYLE_HASH}'; "
     "style-src-attr 'unsafe-inline'; "
-    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    "base-uri 'none'; form-action %s; frame-ancestors 'none'"
 )
+_VIEW_CSP = _CSP % "'none'"
+# The one-time page after a paste from the form has a delete button: a form
+# that may post to this site, and only to it.
+_NOTICE_CSP = _CSP % "'self'"
 
 
-def csp() -> str:
+def csp(*, delete_form: bool = False) -> str:
     """The Content-Security-Policy header value for the HTML view (see module
-    doc); built once, asked for on every read."""
-    return _CSP
+    doc); built once, asked for on every read. ``delete_form``: the page
+    carries the one-time notice, whose delete button posts to this site."""
+    return _NOTICE_CSP if delete_form else _VIEW_CSP
+
+
+@dataclass(frozen=True)
+class Notice:
+    """What the one-time page after a browser paste tells its author: the
+    link to share and the delete token, shown this once (never in a
+    cookie, never in a URL)."""
+
+    key: str
+    url: str
+    token: str
+    burn: bool
+
+
+def render_notice(notice: Notice) -> str:
+    """The notice box, with a delete button (a plain form: no script needed)."""
+    url, token, key = _esc(notice.url), _esc(notice.token), _esc(notice.key)
+    burn = (
+        "<p>It is <b>burn after read</b>: it is not shown here, so that its one read is left for "
+        "whoever you send the link to.</p>"
+        if notice.burn
+        else ""
+    )
+    return (
+        '<section class="nt" role="status" id="notice">'
+        f'<p><b>Pasted.</b> Share this link: <a href="{url}"><code>{url}</code></a></p>'
+        f"{burn}"
+        f'<p>Delete token, shown only this once (keep it to delete the paste later): <code id="token">{token}</code></p>'
+        f"<p><code>curl -X DELETE -H 'X-Delete-Token: {token}' {url}</code></p>"
+        f'<form method="post" action="{key}"><input type="hidden" name="token" value="{token}">'
+        '<button type="submit">delete this paste</button></form>'
+        "</section>\n"
+    )
 
 
 @dataclass(frozen=True)
@@ -196,6 +257,8 @@ class PageInfo:
     truncated: str | None
     raw_url: str
     download_url: str
+    #: The one-time notice after a paste from the browser form, if this is that page.
+    notice: Notice | None = None
 
 
 def _esc(text: str) -> str:
@@ -250,6 +313,7 @@ def render_head(info: PageInfo) -> str:
         '<label for="w">wrap</label>'
         + "".join(facts)
         + "</header>\n<main>\n"
+        + (render_notice(info.notice) if info.notice is not None else "")
     )
 
 

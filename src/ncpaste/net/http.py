@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http import HTTPStatus
+from urllib.parse import parse_qsl
 
 import h11
 import trio
@@ -15,6 +16,7 @@ from ncpaste.core import keys, reads, units
 from ncpaste.core.errors import (
     BadOption,
     BadRequest,
+    CrossSite,
     Denied,
     HeadersTooLarge,
     InvalidAlias,
@@ -22,24 +24,30 @@ from ncpaste.core.errors import (
     PasteError,
     Timeout,
     TooLarge,
+    UnsupportedForm,
 )
 from ncpaste.core.http import (
     ROBOTS_TXT,
     SAFETY_HEADERS,
     CreatedPaste,
+    Dialect,
     Route,
     RouteKind,
     created_response,
+    dialect_of,
     error_response,
+    is_cross_site,
     meta_response,
+    page_response,
     route,
     text_response,
-    wants_json,
+    usage_response,
 )
 from ncpaste.core.ingest import PasteBuilder
 from ncpaste.core.options import options_from_pairs, query_pairs
+from ncpaste.core.pages import render_created, render_deleted
 from ncpaste.core.slicing import LogQuery, count_lines, parse_log_query
-from ncpaste.core.view import csp, render_head, render_tail
+from ncpaste.core.view import Notice, render_head, render_tail
 from ncpaste.logs import event
 from ncpaste.net import views
 from ncpaste.net.deadlines import Deadline, Deadlines
@@ -65,6 +73,9 @@ JOIN_MAX_BYTES = 16 * 1024
 MAX_DISCARD_BYTES = 64 * 1024
 _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 
+
+# The delete button's form is one token field; a body longer than this is not it.
+MAX_DELETE_FORM_BYTES = 1024
 
 # Events are immutable: one end-of-message serves every response.
 _END = h11.EndOfMessage()
@@ -112,8 +123,9 @@ class HttpConnection:
         #: Status and body bytes of the current response, for the request log.
         self.status = 0
         self.sent_bytes = 0
-        #: The current request asked for JSON: its create answer and its errors are JSON.
-        self.answers_json = False
+        #: How the current request's answers are written (its Accept): text,
+        #: JSON for scripts, or HTML pages for a browser; errors too.
+        self.dialect = Dialect.TEXT
         self._deadlines = deadlines
         #: The connection's one deadline, from ``serve`` on.
         self._deadline: Deadline
@@ -227,7 +239,7 @@ class HttpConnection:
         raw_headers = request.headers.raw_items()
         headers = {name.lower(): value for name, value in raw_headers}
         accept = headers.get(b"accept")
-        self.answers_json = accept is not None and wants_json(accept.decode("latin-1"))
+        self.dialect = dialect_of(None if accept is None else accept.decode("latin-1"))
         head_bytes = len(request.target) + sum(len(n) + len(v) + 4 for n, v in raw_headers)
         if head_bytes > self.config.http_max_header_bytes:
             # h11 bounds only a head that arrives in pieces; a whole one can
@@ -290,7 +302,9 @@ class HttpConnection:
         await _HANDLERS[where.kind](self, _Request(method, where, headers, client, key))
 
     async def _usage(self, request: _Request) -> None:
-        await self._send_text(request.method, 200, self.site.usage)
+        """The usage text, byte for byte, or for a browser the paste form."""
+        response = usage_response(self.dialect, self.site.usage, self.site.form)
+        await self._send(200, response.headers, b"" if request.method == "HEAD" else response.body)
 
     async def _healthz(self, request: _Request) -> None:
         await self.store.ping()
@@ -310,12 +324,54 @@ class HttpConnection:
         where = request.where
         query = parse_log_query(where.query)
         if query.meta:
-            self.answers_json = True  # a script asking for metadata reads JSON, errors too
+            self.dialect = Dialect.JSON  # a script asking for metadata reads JSON, errors too
         await self._read(request.method, where.key or "", request.headers, query)
 
     async def _create_route(self, request: _Request) -> None:
+        self._refuse_cross_site(request.headers)
         self.guard.check_paste(request.limiter_key)
         await self._create(request.where, request.headers, request.client, request.limiter_key)
+
+    def _refuse_cross_site(self, headers: dict[bytes, bytes]) -> None:
+        """Another site's page may not post in this visitor's name (README, "CSRF")."""
+        origin, fetch_site, host = headers.get(b"origin"), headers.get(b"sec-fetch-site"), headers.get(b"host")
+        if (origin is not None or fetch_site is not None) and is_cross_site(
+            None if origin is None else origin.decode("latin-1"),
+            None if fetch_site is None else fetch_site.decode("latin-1"),
+            None if host is None else host.decode("latin-1"),
+            self.site.base_url,
+        ):
+            raise CrossSite("cross-site posts are refused: paste from this site's own page, or with curl")
+
+    async def _delete_form(self, request: _Request) -> None:
+        """The one-time page's delete button: ``POST /KEY`` with ``token=``
+        (a plain form cannot send DELETE, which stays the API)."""
+        self._refuse_cross_site(request.headers)
+        kind = request.headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if kind != b"application/x-www-form-urlencoded":
+            raise UnsupportedForm(
+                "POST /KEY is the delete button's form (token=...): to delete from a script, "
+                "send DELETE with X-Delete-Token"
+            )
+        body = bytearray()
+
+        def collect(data: bytes) -> None:
+            body.extend(data)
+            if len(body) > MAX_DELETE_FORM_BYTES:
+                raise TooLarge("delete form too large: it carries one token")
+
+        await self._read_body(collect)
+        fields = dict(parse_qsl(body.decode("latin-1"), max_num_fields=4))
+        token = fields.get("token")
+        if not token:
+            raise BadRequest("the delete form needs its token field")
+        key = request.where.key or ""
+        await self.store.delete(key, token)
+        if self.dialect is Dialect.HTML:
+            answer = page_response(200, render_deleted(key))
+        else:
+            answer = text_response(200, f"deleted {key}\n")
+        await self._send(answer.status, answer.headers, answer.body)
 
     async def _delete(self, request: _Request) -> None:
         token = request.headers.get(b"x-delete-token")
@@ -331,11 +387,16 @@ class HttpConnection:
         store = self.store
         request = reads.ReadRequest.of(method, query, headers)
         paste = await store.get(key)
+        if paste is not None and query.created is not None and reads.wants_notice(request):
+            token = await self.pastes.take_notice(query.created, paste)
+            if token is not None:
+                notice = Notice(paste.key, self.site.url(paste.key), token, paste.meta.burn)
+                request = replace(request, notice=notice)
         if paste is not None and reads.takes(request, paste.meta):
             paste = await store.take(key)  # of concurrent readers, one wins
         if paste is None:
             raise NotFound("no such paste (it may have expired)")
-        decision = reads.decide(request, paste.meta, content_security_policy=csp())
+        decision = reads.decide(request, paste.meta)
         await _REPRESENTATIONS[decision.representation](self, request, paste, decision)
 
     async def _send_raw_paste(self, request: reads.ReadRequest, paste: StoredPaste, decision: reads.ReadDecision) -> None:
@@ -424,7 +485,7 @@ class HttpConnection:
         await self._start_chunked(list(decision.headers))
         if not decision.head_only:
             body = (await self._hot(paste)).body
-            await views.stream_html(self._send_piece, paste, body, self.site.base_url)
+            await views.stream_html(self._send_piece, paste, body, self.site.base_url, request.notice)
         await self._send_raw(self.conn.send(_END))
 
     async def _send_html_follow(
@@ -476,6 +537,12 @@ class HttpConnection:
         )
         await self._send(response.status, response.headers, b"" if decision.head_only else response.body)
 
+    async def _send_notice(self, request: reads.ReadRequest, paste: StoredPaste, decision: reads.ReadDecision) -> None:
+        """The one-time notice alone: a burn-after-read or live paste just made."""
+        assert request.notice is not None  # reads.decide chose NOTICE because of it
+        page = render_created(request.notice).encode()
+        await self._send(200, list(decision.headers), page)
+
     async def _send_open_snapshot(
         self, request: reads.ReadRequest, paste: StoredPaste, decision: reads.ReadDecision
     ) -> None:
@@ -506,7 +573,8 @@ class HttpConnection:
 
         builder = PasteBuilder(config.max_paste_bytes)
         boundary = boundary_of(headers.get(b"content-type", b""))
-        form = FormPaste(boundary, builder) if boundary is not None else None
+        browser = self.dialect is Dialect.HTML
+        form = FormPaste(boundary, builder, text_box=browser) if boundary is not None else None
         allowed = config.max_paste_bytes + (MAX_FORM_OVERHEAD_BYTES if form else 0)
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > allowed:
@@ -522,13 +590,17 @@ class HttpConnection:
         self.guard.charge(key, len(body))
         created, token, redacted = await self.pastes.create(body, plan, via="http", client=client)
         self.metrics.paste_created("http", len(body))
-        del body, builder, form
+        del body, builder
+        # A browser's form post lands on the paste's page, which shows the
+        # link and the delete token once (README, "Pasting from a browser").
+        notice = await self.pastes.leave_notice(created.key, token) if browser and form is not None else None
         answer = created_response(
             CreatedPaste(
                 self.site.url(created.key), created.key, token, created.expires_ms, created.size,
                 redacted if plan.redact else None,
             ),
-            as_json=self.answers_json,
+            self.dialect,
+            notice=notice,
         )
         await self._send(answer.status, answer.headers, answer.body)
 
@@ -593,7 +665,7 @@ class HttpConnection:
         """Answer with the error if the connection still allows a response."""
         if self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             raise _Close()
-        response = error_response(error, as_json=self.answers_json)
+        response = error_response(error, self.dialect)
         body_unread = self.conn.their_state not in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED)
         headers = response.headers
         if body_unread:
@@ -630,6 +702,7 @@ _HANDLERS: dict[RouteKind, Callable[[HttpConnection, _Request], Awaitable[None]]
     RouteKind.CREATE: HttpConnection._create_route,
     RouteKind.PUT: HttpConnection._create_route,
     RouteKind.DELETE: HttpConnection._delete,
+    RouteKind.DELETE_FORM: HttpConnection._delete_form,
 }
 
 
@@ -645,4 +718,5 @@ _REPRESENTATIONS: dict[
     reads.Representation.FOLLOW: HttpConnection._send_follow,
     reads.Representation.OPEN_SNAPSHOT: HttpConnection._send_open_snapshot,
     reads.Representation.META: HttpConnection._send_meta,
+    reads.Representation.NOTICE: HttpConnection._send_notice,
 }

@@ -59,6 +59,8 @@ REJECTION_REASONS = (
     "not_found",
     "method_not_allowed",
     "alias_taken",
+    "cross_site",
+    "unsupported_form",
     "too_large",
     "not_text",
     "range",

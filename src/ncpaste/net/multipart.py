@@ -4,6 +4,13 @@ Streaming: each chunk from the socket goes through python-multipart's parser
 straight into the PasteBuilder, so a form upload costs no more memory than a
 raw one. Fields named like paste options (``-F expire=1h``) are options; the
 one other field is the paste.
+
+A browser's form (``text_box``) differs in two ways, both because of what
+HTML forms send: a field left empty is sent empty, and means "not set"; and
+the text box's line endings, which the browser turns into CRLF when it sends
+the form (HTML, "converting newlines"), become LF again: what was typed is
+what is stored. A file field, and every form from curl, is stored byte for
+byte.
 """
 
 from __future__ import annotations
@@ -34,8 +41,11 @@ def boundary_of(content_type: bytes) -> bytes | None:
 class FormPaste:
     """Feeds a multipart body into a PasteBuilder; collects option fields."""
 
-    def __init__(self, boundary: bytes, builder: PasteBuilder) -> None:
+    def __init__(self, boundary: bytes, builder: PasteBuilder, *, text_box: bool = False) -> None:
         self.builder = builder
+        self._text_box = text_box
+        #: Normalising a text box: its last chunk ended in CR (the LF may follow).
+        self._held_cr = False
         self.option_pairs: list[tuple[str, str]] = []
         self._headers: dict[bytes, bytes] = {}
         self._field = b""
@@ -43,6 +53,7 @@ class FormPaste:
         self._option: str | None = None
         self._option_value = bytearray()
         self._in_paste = False
+        self._normalise = False
         self._paste_parts = 0
         #: The paste's field: its name, and whether it is a file (has a filename).
         self._paste_field = ("", False)
@@ -108,22 +119,40 @@ class FormPaste:
             raise _second_paste_field(self._paste_field, (name, is_file))
         self._paste_field = (name, is_file)
         self._in_paste = True
+        self._normalise = self._text_box and not is_file
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         if self._in_paste:
-            self.builder.feed(data[start:end])
+            if self._normalise:
+                self._feed_text_box(data[start:end])
+            else:
+                self.builder.feed(data[start:end])
             return
         self._option_value += data[start:end]
         if len(self._option_value) > MAX_OPTION_FIELD_BYTES:
             raise BadOption(f"form field {self._option} is too long for an option")
 
+    def _feed_text_box(self, chunk: bytes) -> None:
+        """CRLF -> LF across chunk boundaries (a lone CR stays)."""
+        if self._held_cr:
+            chunk = b"\r" + chunk
+            self._held_cr = False
+        if chunk.endswith(b"\r"):
+            chunk = chunk[:-1]
+            self._held_cr = True
+        self.builder.feed(chunk.replace(b"\r\n", b"\n"))
+
     def _part_end(self) -> None:
+        if self._in_paste and self._held_cr:
+            self._held_cr = False
+            self.builder.feed(b"\r")
         if self._option is not None:
             try:
                 value = self._option_value.decode("ascii").strip()
             except UnicodeDecodeError:
                 raise BadOption(f"form field {self._option} must be plain ASCII") from None
-            self.option_pairs.append((self._option, value))
+            if value or not self._text_box:
+                self.option_pairs.append((self._option, value))
 
     def _end(self) -> None:
         self._complete = True

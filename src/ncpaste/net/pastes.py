@@ -19,11 +19,19 @@ from ncpaste.core.addresses import in_networks, parse_networks
 from ncpaste.core.errors import CorruptPaste
 from ncpaste.core.http import usage_text
 from ncpaste.core.options import PasteOptions, PastePlan, resolve
+from ncpaste.core.pages import FormLimits, render_form
 from ncpaste.core.redact import redact
 from ncpaste.logs import event
 from ncpaste.store import Created, NewLivePaste, NewPaste, PasteStore, StoredPaste, records
 
 log = logging.getLogger(__name__)
+
+# How long the one-time notice after a browser paste waits to be shown: the
+# 303 that names it is followed at once; a notice never shown (a browser
+# closed in between) expires with the sweep like any paste.
+NOTICE_TTL_S = 600
+# A notice is a key and a token on two lines; anything longer is not one.
+MAX_NOTICE_BYTES = 256
 
 # Below this, redacting on the event loop is cheaper than a hop to a worker
 # thread (the patterns scan ~64 KiB in well under a millisecond).
@@ -89,6 +97,30 @@ class Pastes:
         created = await self.store.create_live(NewLivePaste(token_hash, plan.expire_s, hold_s, alias=plan.alias))
         return created, token
 
+    async def leave_notice(self, key: str, token: str) -> str:
+        """Keep ``key``'s delete token for the page the browser form's 303
+        leads to, and return the notice's name. The notice is a short-lived
+        burn-after-read record in the store, so the page can be served by
+        any worker or node; it is shown once, and only on ``key``'s page."""
+        _, unused_hash = _mint_token()  # nobody deletes a notice: it burns or expires
+        created = await self.store.create(
+            NewPaste(f"{key}\n{token}".encode(), unused_hash, NOTICE_TTL_S, burn=True)
+        )
+        return created.key
+
+    async def take_notice(self, name: str, paste: StoredPaste) -> str | None:
+        """The delete token the notice ``name`` keeps for ``paste``, taking
+        the notice (of two readers, one gets it); None if it is gone or is
+        not a notice of ``paste`` (only a burn-after-read record whose token
+        is ``paste``'s own is taken, so no address can delete another paste)."""
+        notice = await self.store.get(name)
+        if notice is None or not notice.meta.burn or notice.meta.size > MAX_NOTICE_BYTES:
+            return None
+        noted_key, _, token = (await self.body(notice)).decode("utf-8", "replace").partition("\n")
+        if noted_key != paste.key or not keys.token_matches(token, paste.meta.token_hash):
+            return None
+        return token if await self.store.take(name) is not None else None
+
     async def body(self, paste: StoredPaste) -> bytes:
         """The verified, decompressed bytes of a stored paste."""
         try:
@@ -114,6 +146,11 @@ class Site:
             default_expire=units.format_duration(config.default_expire_s),
             max_expire=units.format_duration(config.max_expire_s),
             live_port=live_port,
+        )
+
+        #: The paste form at ``/`` for browsers, with the usage below it.
+        self.form = render_form(
+            FormLimits(config.max_paste_bytes, config.default_expire_s, config.max_expire_s), self.usage
         )
 
     def url(self, key: str) -> str:

@@ -14,7 +14,7 @@ import trio
 from ncpaste.core.ansi import AnsiState
 from ncpaste.core.http import http_date
 from ncpaste.core.slicing import LogQuery, apply
-from ncpaste.core.view import PageInfo, render_head, render_lines, render_tail
+from ncpaste.core.view import Notice, PageInfo, render_head, render_lines, render_tail
 from ncpaste.store import StoredPaste
 
 # Lines rendered per worker-thread call: big enough to amortise the hop,
@@ -26,7 +26,9 @@ INLINE_SELECT_BYTES = 256 * 1024
 Send = Callable[[bytes], Awaitable[None]]
 
 
-def page_info(paste: StoredPaste, base_url: str, size: int, lines: int | None) -> PageInfo:
+def page_info(
+    paste: StoredPaste, base_url: str, size: int, lines: int | None, notice: Notice | None = None
+) -> PageInfo:
     url = f"{base_url}/{paste.key}"
     meta = paste.meta
     return PageInfo(
@@ -38,6 +40,7 @@ def page_info(paste: StoredPaste, base_url: str, size: int, lines: int | None) -
         truncated=meta.truncated,
         raw_url=f"{url}?raw",
         download_url=f"{url}?raw",
+        notice=notice,
     )
 
 
@@ -79,10 +82,12 @@ class HtmlLines:
             await self.send(html.encode())
 
 
-async def stream_html(send: Send, paste: StoredPaste, body: bytes, base_url: str) -> None:
-    """The HTML view of a finished paste."""
+async def stream_html(
+    send: Send, paste: StoredPaste, body: bytes, base_url: str, notice: Notice | None = None
+) -> None:
+    """The HTML view of a finished paste (with the one-time ``notice`` after the form)."""
     lines = body.count(b"\n") + (0 if body.endswith(b"\n") or not body else 1)
-    info = page_info(paste, base_url, len(body), lines)
+    info = page_info(paste, base_url, len(body), lines, notice)
     await send(render_head(info).encode())
     renderer = HtmlLines(send)
     await renderer.feed(body)
