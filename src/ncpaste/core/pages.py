@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 
 from ncpaste.core import units
-from ncpaste.core.view import NOTICE_CSS, PALETTE_CSS, Notice, render_notice, sha256_source
+from ncpaste.core.view import NOTICE_CSS, PAGE_START, PALETTE_CSS, Notice, render_notice, sha256_source
 
 # The expiry choices the form offers, in seconds, besides the server's
 # default and maximum (each is shown only if it is within the maximum).
@@ -99,13 +99,8 @@ def _esc(text: str) -> str:
 
 def _page(title: str, body: str, *, script: str = "") -> str:
     return (
-        "<!doctype html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        '<meta name="color-scheme" content="light dark">'
-        '<meta name="referrer" content="no-referrer">'
-        '<meta name="robots" content="noindex,nofollow">'
-        f"<title>{_esc(title)}</title>"
+        PAGE_START
+        + f"<title>{_esc(title)}</title>"
         f"<style>{PAGE_CSS}</style></head>\n"
         f"<body><main>\n{body}</main>\n"
         + (f"<script>{script}</script>\n" if script else "")

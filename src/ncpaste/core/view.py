@@ -278,6 +278,18 @@ def _human_size(n: int) -> str:
     raise AssertionError("unreachable")
 
 
+# Every page's start, up to its title: phones get the width, the browser
+# the colour schemes, nobody the referrer, no search engine the page.
+PAGE_START = (
+    "<!doctype html>\n"
+    '<html lang="en"><head><meta charset="utf-8">'
+    '<meta name="viewport" content="width=device-width,initial-scale=1">'
+    '<meta name="color-scheme" content="light dark">'
+    '<meta name="referrer" content="no-referrer">'
+    '<meta name="robots" content="noindex,nofollow">'
+)
+
+
 def render_head(info: PageInfo) -> str:
     """From ``<!doctype html>`` to the opening ``<main>``: meta, style, toolbar."""
     key = _esc(info.key)
@@ -296,13 +308,8 @@ def render_head(info: PageInfo) -> str:
         facts.append(f'<span class="x">{_esc(_truncation(info.truncated)[0])}</span>')
     facts.append(f'<span class="i">expires {_esc(info.expires_http)}</span>')
     return (
-        "<!doctype html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        '<meta name="color-scheme" content="light dark">'
-        '<meta name="referrer" content="no-referrer">'
-        '<meta name="robots" content="noindex,nofollow">'
-        f"<title>{key}</title>"
+        PAGE_START
+        + f"<title>{key}</title>"
         f"<style>{STYLE_CSS}</style></head>\n"
         "<body>"
         '<input type="checkbox" id="w" class="w">'
