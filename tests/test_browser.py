@@ -2,27 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
-from conftest import paste_blocking
+from conftest import CHROMIUM, paste_blocking
 
-CHROMIUM = shutil.which("chromium")
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed")]
-
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
-
 
 def make_log() -> bytes:
     lines = [f"line {n}: plain text" for n in range(1, 101)]

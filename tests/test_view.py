@@ -7,7 +7,6 @@ import base64
 import hashlib
 import html
 import re
-import shutil
 from dataclasses import FrozenInstanceError, replace
 from html.parser import HTMLParser
 from pathlib import Path
@@ -30,6 +29,8 @@ from ncpaste.core.view import (
     render_lines,
     render_tail,
 )
+
+from conftest import CHROMIUM, CHROMIUM_ARGS
 
 INFO = PageInfo(
     key="k7Qm2xTfL9aR",
@@ -367,11 +368,6 @@ def test_view_is_sans_io():
 
 # --- in a real browser (Debian's chromium, no server: the page is served by a route) ---
 
-CHROMIUM = shutil.which("chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed")
 def test_in_chromium_csp_holds_anchors_ranges_shift_click_and_wrap():
@@ -383,7 +379,7 @@ def test_in_chromium_csp_holds_anchors_ranges_shift_click_and_wrap():
     body = page(lines, info)
     base = "http://view.test/k7Qm2xTfL9aR"
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             tab = browser.new_page()
             violations: list[str] = []

@@ -359,7 +359,10 @@ def html_headers(content_security_policy: str) -> list[tuple[bytes, bytes]]:
         (b"x-content-type-options", b"nosniff"),
         (b"content-security-policy", content_security_policy.encode()),
         (b"x-robots-tag", b"noindex, nofollow"),
-        (b"referrer-policy", b"no-referrer"),
+        # Not no-referrer: under it a browser sends ``Origin: null`` with
+        # the form's post, which is_cross_site must refuse. same-origin
+        # still tells no other site which paste a link was followed from.
+        (b"referrer-policy", b"same-origin"),
         (b"x-frame-options", b"DENY"),
     ]
 

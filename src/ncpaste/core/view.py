@@ -285,7 +285,7 @@ PAGE_START = (
     '<html lang="en"><head><meta charset="utf-8">'
     '<meta name="viewport" content="width=device-width,initial-scale=1">'
     '<meta name="color-scheme" content="light dark">'
-    '<meta name="referrer" content="no-referrer">'
+    '<meta name="referrer" content="same-origin">'  # html_headers says why
     '<meta name="robots" content="noindex,nofollow">'
 )
 
