@@ -9,7 +9,9 @@ import html
 import re
 import subprocess
 
+import pytest
 import trio
+from test_workers import wait_until
 
 from ncpaste.core.ingest import PasteBuilder
 from ncpaste.core.pages import FORM_SCRIPT, FORM_SCRIPT_HASH, PAGE_STYLE_HASH
@@ -303,3 +305,30 @@ async def test_real_curl_follows_the_form_to_the_notice(server):
             capture_stdout=True, stderr=subprocess.DEVNULL,
         )
     assert notice_token(result.stdout) and b"hello from curl" in result.stdout
+
+
+@pytest.mark.slow
+def test_the_notice_reaches_the_browser_whichever_worker_serves_the_landing(cli_server):
+    """With --workers 2 the 303's GET comes on a new connection, often to the
+    other process (the kernel spreads connections over the two listeners:
+    all twelve landings on the worker that took their post has odds of
+    1 in 4,096): the notice lives in the store, so it is shown all the same."""
+    import http.client
+
+    server = cli_server("--workers", "2", "--limits", "off")
+    wait_until(lambda: "2 workers serving" in server.log_text())
+    port = server.http_port
+    for n in range(12):
+        body = form_body([("paste", b"from worker test %d\r\n" % n)])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TEST_TIMEOUT_S)
+        conn.request("POST", "/", body, browser_post(port, body))
+        posted = conn.getresponse()
+        posted.read()
+        conn.close()
+        assert posted.status == 303
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TEST_TIMEOUT_S)
+        conn.request("GET", "/" + posted.getheader("location"), headers=BROWSER)
+        landing = conn.getresponse()
+        page = landing.read()
+        conn.close()
+        assert landing.status == 200 and notice_token(page), n
