@@ -25,7 +25,7 @@ from ncpaste.core.errors import (
     StorageUnavailable,
     TooLarge,
 )
-from ncpaste.core.http import Route, error_response, http_date, parse_range, plan_read, route
+from ncpaste.core.http import Route, RouteKind, error_response, http_date, parse_range, plan_read, route
 from ncpaste.core.ingest import PasteBuilder
 from ncpaste.core.options import (
     MAX_PREAMBLE_BYTES,
@@ -786,10 +786,30 @@ def test_route_implausible_names_are_not_found(method: str, target: str) -> None
         route(method, target)
 
 
-@pytest.mark.parametrize("target", ["*", "http://example.com/abc", "abc", ""])
+@pytest.mark.parametrize("target", ["*", "abc", ""])
 def test_route_bad_target(target: str) -> None:
     with pytest.raises(BadRequest, match="bad request target"):
         route("GET", target)
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("http://example.com/abcdefgh", Route(RouteKind.READ, "abcdefgh")),
+        ("https://example.com:8443/abcdefgh?tail=5", Route(RouteKind.READ, "abcdefgh", "tail=5")),
+        ("http://example.com", Route(RouteKind.USAGE)),
+        ("http://example.com?expire=1h", Route(RouteKind.USAGE, query="expire=1h")),
+    ],
+)
+def test_route_absolute_form_is_routed_by_its_path(target: str, expected: Route) -> None:
+    """RFC 9112 3.2.2: a server MUST accept absolute-form."""
+    assert route("GET", target) == expected
+
+
+def test_route_asterisk_and_connect() -> None:
+    assert route("OPTIONS", "*") == Route(RouteKind.OPTIONS)
+    with pytest.raises(MethodNotAllowed, match="not a proxy"):
+        route("CONNECT", "example.com:443")
 
 
 @pytest.mark.parametrize("target", ["/%ff", "/%c3", "/abc%e2%82"])

@@ -26,6 +26,9 @@ class PasteError(Exception):
     http_status = 500
     #: Short machine-readable reason, used in logs (never the message itself).
     reason = "internal"
+    #: After this answer the connection cannot carry another request (its
+    #: framing or protocol is in doubt), even if the request was read whole.
+    ends_connection = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -122,6 +125,28 @@ class RateLimited(PasteError):
 class HeadersTooLarge(PasteError):
     http_status = 431
     reason = "headers_too_large"
+
+
+class NotImplementedHere(PasteError):
+    """A request feature this server does not implement (RFC 9110 15.6.2),
+    e.g. a transfer coding other than chunked."""
+
+    http_status = 501
+    reason = "not_implemented"
+
+
+class VersionNotSupported(PasteError):
+    """A request in an HTTP version other than 1.x (RFC 9110 15.6.6)."""
+
+    http_status = 505
+    reason = "http_version"
+    ends_connection = True  # what follows is in a protocol we do not parse
+
+
+class AmbiguousFraming(BadRequest):
+    """Transfer-Encoding with Content-Length (RFC 9112 6.1: close after answering)."""
+
+    ends_connection = True
 
 
 class StorageFull(PasteError):

@@ -16,12 +16,14 @@ from urllib.parse import unquote
 
 from ncpaste.core import keys, pages, units
 from ncpaste.core.errors import (
+    AmbiguousFraming,
     BadRequest,
     MethodNotAllowed,
     NotFound,
     PasteError,
     RangeNotSatisfiable,
     RateLimited,
+    VersionNotSupported,
 )
 from ncpaste.core.paste import PasteMeta
 
@@ -46,6 +48,8 @@ class RouteKind(enum.StrEnum):
     """What a request asks for. A StrEnum: its value is what the request log says."""
 
     USAGE = "usage"
+    #: ``OPTIONS *``: what the server as a whole allows (RFC 9110 9.3.7).
+    OPTIONS = "options"
     HEALTHZ = "healthz"
     ROBOTS = "robots"
     METRICS = "metrics"
@@ -93,10 +97,38 @@ _STATIC_ROUTES = {
     "metrics": RouteKind.METRICS,
 }
 _READ_METHODS = "GET, HEAD"
+#: Every method some route takes: the answer to ``OPTIONS *``.
+ALL_METHODS = "GET, HEAD, POST, PUT, DELETE"
+
+
+def check_request(http_version: bytes, headers: dict[bytes, bytes]) -> None:
+    """Framing h11 lets through that we refuse. Any version but HTTP/1.x is
+    ``505`` (RFC 9110 15.6.6; ``HTTP/2.0`` on this port is a client that
+    skipped the upgrade). Transfer-Encoding with Content-Length is the shape
+    of request smuggling: RFC 9112 6.1 lets a server reject it, and we do
+    (``400``, then the connection closes)."""
+    if not http_version.startswith(b"1."):
+        raise VersionNotSupported(
+            f"HTTP/{http_version.decode('ascii', 'replace')} is not supported: this server speaks HTTP/1.1 and 1.0"
+        )
+    if b"transfer-encoding" in headers and b"content-length" in headers:
+        raise AmbiguousFraming("Transfer-Encoding with Content-Length: send one of them (RFC 9112 6.1)")
 
 
 def route(method: str, target: str) -> Route:
     """Map a request line to what it asks for. Raises NotFound / MethodNotAllowed / BadRequest."""
+    if method == "CONNECT":  # authority-form (RFC 9112 3.2.3): we are not a proxy
+        raise MethodNotAllowed("method CONNECT not allowed: this is not a proxy", ALL_METHODS)
+    if target == "*":  # asterisk-form, for OPTIONS only (RFC 9112 3.2.4)
+        if method != "OPTIONS":
+            raise BadRequest("bad request target: * goes with OPTIONS only")
+        return Route(RouteKind.OPTIONS)
+    if target.startswith(("http://", "https://")):
+        # absolute-form: a server MUST accept it (RFC 9112 3.2.2); the
+        # authority is the Host's business, the path is the route.
+        rest = target.split("://", 1)[1]
+        start = next((i for i, char in enumerate(rest) if char in "/?"), len(rest))
+        target = rest[start:] if rest[start:].startswith("/") else "/" + rest[start:]
     path, _, query = target.partition("?")
     if not path.startswith("/"):
         raise BadRequest("bad request target")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -21,18 +22,21 @@ from ncpaste.core.errors import (
     HeadersTooLarge,
     InvalidAlias,
     NotFound,
+    NotImplementedHere,
     PasteError,
     Timeout,
     TooLarge,
     UnsupportedForm,
 )
 from ncpaste.core.http import (
+    ALL_METHODS,
     ROBOTS_TXT,
     SAFETY_HEADERS,
     CreatedPaste,
     Dialect,
     Route,
     RouteKind,
+    check_request,
     created_response,
     dialect_of,
     error_response,
@@ -199,9 +203,12 @@ class HttpConnection:
             error: PasteError
             if exc.error_status_hint == 431:
                 error = HeadersTooLarge("request headers too large")
+            elif exc.error_status_hint == 501:
+                error = NotImplementedHere("transfer coding not implemented: send chunked or Content-Length")
             else:
                 error = BadRequest("malformed HTTP request")
-            await self._try_send_error(error)
+            with contextlib.suppress(_Close, trio.BrokenResourceError, trio.ClosedResourceError):
+                await self._try_send_error(error)
         except (_Close, trio.BrokenResourceError, trio.ClosedResourceError):
             pass
 
@@ -258,6 +265,7 @@ class HttpConnection:
             if self.client is None:
                 client = self.guard.forwarded_client(self.peer, list(request.headers))
             key = self.guard.key_for(client)
+            check_request(request.http_version, headers)
             where = route(method, target)
             await self._dispatch(method, where, headers, client, key)
         except PasteError as error:
@@ -305,6 +313,9 @@ class HttpConnection:
         """The usage text, byte for byte, or for a browser the paste form."""
         response = usage_response(self.dialect, self.site.usage, self.site.form)
         await self._send(200, response.headers, b"" if request.method == "HEAD" else response.body)
+
+    async def _options(self, request: _Request) -> None:
+        await self._send(200, [(b"allow", ALL_METHODS.encode()), *SAFETY_HEADERS], b"")
 
     async def _healthz(self, request: _Request) -> None:
         await self.store.ping()
@@ -666,9 +677,9 @@ class HttpConnection:
         if self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             raise _Close()
         response = error_response(error, self.dialect)
-        body_unread = self.conn.their_state not in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED)
+        body_unread = not self._request_received()
         headers = response.headers
-        if body_unread:
+        if body_unread or error.ends_connection:
             headers = [*headers, (b"connection", b"close")]
         log.info("http request refused: status=%d reason=%s", response.status, error.reason)
         try:
@@ -678,6 +689,24 @@ class HttpConnection:
         if body_unread:
             await drain(self.stream, timeout_s=self.config.drain_timeout_s, max_bytes=self.config.drain_max_bytes)
             raise _Close()
+        if error.ends_connection:
+            raise _Close()
+
+
+    def _request_received(self) -> bool:
+        """Has the client sent all of its request? What is already buffered
+        is taken without waiting (a GET's end of message usually is), so an
+        error on a GET keeps the connection for the next request; a body
+        still on its way means the connection must close after the answer."""
+        conn = self.conn
+        while conn.their_state is h11.SEND_BODY:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError:
+                return False
+            if not isinstance(event, (h11.Data, h11.EndOfMessage)):
+                break  # NEED_DATA: the rest is not here yet
+        return conn.their_state in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -695,6 +724,7 @@ class _Request:
 # Route -> handler: one table instead of a chain of comparisons.
 _HANDLERS: dict[RouteKind, Callable[[HttpConnection, _Request], Awaitable[None]]] = {
     RouteKind.USAGE: HttpConnection._usage,
+    RouteKind.OPTIONS: HttpConnection._options,
     RouteKind.HEALTHZ: HttpConnection._healthz,
     RouteKind.ROBOTS: HttpConnection._robots,
     RouteKind.METRICS: HttpConnection._metrics,

@@ -66,6 +66,8 @@ REJECTION_REASONS = (
     "range",
     "rate_limited",
     "headers_too_large",
+    "not_implemented",
+    "http_version",
     "storage_full",
     "storage_unavailable",
     "corrupt",
