@@ -269,13 +269,15 @@ class CliServer:
 
 def start_cli(
     data_dir: Path, *extra: str, tcp_port: int | None = None, http_port: int | None = None,
-    live_port: int | None = None,
+    live_port: int | None = None, wrapper: tuple[str, ...] = (),
 ) -> CliServer:
+    """The real CLI server; ``wrapper`` runs it under another command
+    (``("prlimit", "--nofile=256")``)."""
     tcp_port = tcp_port or free_port()
     http_port = http_port or free_port()
     live_port = live_port or free_port()
     args = [
-        sys.executable, "-m", "ncpaste", "serve",
+        *wrapper, sys.executable, "-m", "ncpaste", "serve",
         "--data-dir", str(data_dir),
         "--tcp", f"127.0.0.1:{tcp_port}",
         "--http", f"127.0.0.1:{http_port}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import os
 import resource
 import socket
@@ -36,6 +37,11 @@ Handler = Callable[[trio.SocketStream], Awaitable[None]]
 # instead of dying (trio's serve_listeners does the same).
 _ACCEPT_CAPACITY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 _ACCEPT_RETRY_S = 0.1
+# While accept() stays out of resources (a flood past `ulimit -n`), one
+# warning per this many seconds says so, with how many accepts failed: at
+# one retry per _ACCEPT_RETRY_S, a line per failure would be 10 a second
+# per port, and a flood would fill the disk with the log of itself.
+OVERLOAD_LOG_INTERVAL_S = 10.0
 # Errors of one accept that concern only that connection (it was reset
 # before we took it): the next one is fine.
 _ACCEPT_TRANSIENT_ERRNOS = {errno.ECONNABORTED, errno.EPROTO, errno.EPERM}
@@ -150,6 +156,7 @@ async def _accept_loop(
     wait 64 turns (about a second under load) for its first byte; 16 per
     turn, four."""
     waiting = _PendingConnections(listener)
+    overload = _OverloadLog(port_name)
     async with listener:
         try:
             while True:
@@ -160,13 +167,14 @@ async def _accept_loop(
                 except OSError as exc:
                     limiter.release_on_behalf_of(token)
                     if exc.errno in _ACCEPT_CAPACITY_ERRNOS:
-                        log.warning("accept: %s; retrying", exc.strerror)
+                        overload.failed(exc)
                         await trio.sleep(_ACCEPT_RETRY_S)
                         continue
                     raise
                 except BaseException:
                     limiter.release_on_behalf_of(token)
                     raise
+                overload.accepted()
                 handlers.start_soon(_run_handler, handler, stream, metrics, limiter, token, port_name)
                 for _ in range(MAX_ACCEPT_BURST):
                     token = object()
@@ -181,6 +189,35 @@ async def _accept_loop(
                     handlers.start_soon(_run_handler, handler, more, metrics, limiter, token, port_name)
         finally:
             waiting.close()
+
+
+class _OverloadLog:
+    """The log of a port's accept() running out of resources: the first
+    failure at once, then one line per OVERLOAD_LOG_INTERVAL_S with the
+    count, and one line when accepting works again."""
+
+    def __init__(self, port_name: str) -> None:
+        self._port = port_name
+        self._failed = 0  # since the last line
+        self._last_line = -math.inf
+        self._overloaded = False
+
+    def failed(self, exc: OSError) -> None:
+        self._failed += 1
+        self._overloaded = True
+        now = trio.current_time()
+        if now - self._last_line < OVERLOAD_LOG_INTERVAL_S:
+            return
+        log.warning(
+            "overload: accept on the %s port failed %d times since the last report: %s; retrying every %g s",
+            self._port, self._failed, exc.strerror, _ACCEPT_RETRY_S,
+        )
+        self._failed, self._last_line = 0, now
+
+    def accepted(self) -> None:
+        if self._overloaded:
+            log.warning("overload over: the %s port accepts again (%d more failed accepts)", self._port, self._failed)
+            self._overloaded, self._failed, self._last_line = False, 0, -math.inf
 
 
 class _PendingConnections:
