@@ -6,6 +6,8 @@ would fail its bound instead of passing."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import trio
 
@@ -120,4 +122,17 @@ async def test_a_refused_request_line_leaves_the_server_serving(server):
     async with trio.open_nursery() as nursery:  # all at once, as a scanner would
         for _, data, _, _ in CASES:
             nursery.start_soon(exchange, server.http_port, data)
+    assert status_of(await exchange(server.http_port, b"GET /healthz HTTP/1.1\r\n" + CLOSE)) == 200
+
+
+async def test_a_peer_that_closes_during_its_body_is_no_internal_error(server, caplog):
+    """slowhttptest -B's clients give up mid-body: nothing is stored, nothing
+    is logged as an error, and the server serves the next client."""
+    with trio.fail_after(TEST_TIMEOUT_S):
+        stream = await trio.open_tcp_stream("127.0.0.1", server.http_port)
+        await stream.send_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly ten b")
+        await trio.sleep(0.2)
+        await stream.aclose()
+        await trio.sleep(0.2)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
     assert status_of(await exchange(server.http_port, b"GET /healthz HTTP/1.1\r\n" + CLOSE)) == 200

@@ -274,6 +274,11 @@ class HttpConnection:
             await self._try_send_error(error)
         except (_Close, trio.BrokenResourceError, trio.ClosedResourceError):
             raise
+        except h11.RemoteProtocolError:
+            # The framing broke mid-request (a peer that closed during its
+            # body, as slowhttptest's -B does): the connection loop answers
+            # it, if it still can, and closes. Nothing was stored.
+            raise
         except Exception:
             log.exception("internal error answering %s", method)
             await self._try_send_error(PasteError("internal error"))
